@@ -1,0 +1,42 @@
+# clipsearch — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export ORT_DYLIB_PATH ?= $(CURDIR)/vendor/onnxruntime/libonnxruntime.so.1.31.1
+# A test Milvus on its own port, so a user's Milvus on 19530 is left alone.
+TEST_MILVUS_PORT ?= 19540
+
+.PHONY: help setup build test lint bench milvus-up milvus-down model
+
+help:
+	@echo "make setup        venv (pinned), ONNX Runtime library (pinned wheel), release build"
+	@echo "make test         setup, then every test (starts and stops its own Milvus)"
+	@echo "make lint         cargo fmt --check and clippy -D warnings"
+	@echo "make bench        benchmarks (see BENCHMARKS.md)"
+	@echo "make milvus-up    start the local Milvus (MILVUS_PORT, default 19530); milvus-down stops it"
+	@echo "make model        download real CLIP ViT-B/32 ONNX weights into models/ (needs internet)"
+
+setup:
+	bash scripts/setup.sh
+
+build:
+	cargo build --release --workspace
+
+test: setup
+	bash scripts/test.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --release --workspace --all-targets -- -D warnings
+
+bench: setup
+	bash scripts/bench.sh
+
+milvus-up:
+	bash scripts/milvus.sh up
+
+milvus-down:
+	bash scripts/milvus.sh down
+
+model:
+	bash scripts/download-model.sh models/clip-vit-base-patch32

@@ -1,0 +1,83 @@
+//! The `clipsearch` command: thin over the library's use cases.
+
+mod embed;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use clipsearch::config::ClipSettings;
+
+#[derive(Parser)]
+#[command(name = "clipsearch", version, about = "Serverless CLIP image search")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print CLIP embeddings as JSON lines (one per input).
+    #[command(subcommand)]
+    Embed(EmbedCommand),
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// Model directory in Hugging Face export layout.
+    #[arg(long, env = "CLIPSEARCH_MODEL_DIR")]
+    model: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum EmbedCommand {
+    /// Embed image files: {"file", "embedding"} or {"file", "error"} per line.
+    Image {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Also write the 224×224 crop the model sees as DIR/<file name>.png.
+        #[arg(long, value_name = "DIR")]
+        save_crops: Option<PathBuf>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Embed texts: {"text", "embedding"} or {"text", "error"} per line.
+    Text {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
+}
+
+fn clip_settings(model: &ModelArgs) -> Result<ClipSettings> {
+    Ok(ClipSettings {
+        model_dir: Some(model.model.clone()),
+        ..ClipSettings::from_env()?
+    })
+}
+
+fn run(cli: Cli) -> Result<bool> {
+    match cli.command {
+        Command::Embed(EmbedCommand::Image {
+            model,
+            save_crops,
+            files,
+        }) => embed::images(&clip_settings(&model)?, &files, save_crops.as_deref()),
+        Command::Embed(EmbedCommand::Text { model, texts }) => embed::texts(&clip_settings(&model)?, &texts),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        // Every input was processed; some failed and said so on their own line.
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

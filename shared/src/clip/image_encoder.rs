@@ -1,0 +1,253 @@
+//! The image tower: bytes → decode → preprocess → ONNX → unit vector.
+
+use std::sync::Mutex;
+
+use image::RgbImage;
+use ort::session::Session;
+use ort::value::Tensor;
+
+use super::decode::{decode_rgb, DecodeLimits, SniffedFormat};
+use super::model_dir::{ModelDir, Preprocessing};
+use super::runtime::{self, Threads};
+use super::{l2_normalize, pick_output, run_parallel, Embedding};
+use crate::config::ClipSettings;
+use crate::{Error, Result};
+
+/// An image after the CPU work, ready for the model.
+#[derive(Debug, Clone)]
+pub struct PreparedImage {
+    /// The exact 8-bit crop the model is shown (for `--save-crops` and parity checks).
+    pub crop: RgbImage,
+    pub format: SniffedFormat,
+    /// Upright size of the original image.
+    pub width: u32,
+    pub height: u32,
+}
+
+/// An embedded image with what ingest records about it.
+#[derive(Debug, Clone)]
+pub struct ImageEmbedding {
+    pub embedding: Embedding,
+    pub format: SniffedFormat,
+    pub width: u32,
+    pub height: u32,
+}
+
+pub struct ImageEncoder {
+    session: Mutex<Session>,
+    input_name: String,
+    output_name: String,
+    dimension: usize,
+    preprocessing: Preprocessing,
+    limits: DecodeLimits,
+    batch_size: usize,
+    /// Fixed tensor size (crop size) the model expects.
+    input_size: (u32, u32),
+}
+
+impl std::fmt::Debug for ImageEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageEncoder")
+            .field("input", &self.input_name)
+            .field("output", &self.output_name)
+            .field("dimension", &self.dimension)
+            .finish()
+    }
+}
+
+impl ImageEncoder {
+    pub fn load(model: &ModelDir, settings: &ClipSettings) -> Result<Self> {
+        let env = runtime::environment(settings.ort_library.as_deref())?;
+        let session = runtime::session(
+            env,
+            &model.vision_model,
+            Threads {
+                intra: settings.intra_threads,
+                inter: settings.inter_threads,
+            },
+        )?;
+        let model_err = |reason: String| Error::Model {
+            dir: model.vision_model.clone(),
+            reason,
+        };
+        let input = match session.inputs() {
+            [only] => only,
+            many => many
+                .iter()
+                .find(|i| i.name() == "pixel_values")
+                .ok_or_else(|| {
+                    model_err(format!(
+                        "cannot tell which input takes the pixels: {:?}",
+                        many.iter().map(|i| i.name()).collect::<Vec<_>>()
+                    ))
+                })?,
+        };
+        let input_name = input.name().to_string();
+        let input_shape: Vec<i64> = input.dtype().tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
+        // A model exported with a fixed batch (e.g. 1) is run with exactly that batch.
+        let batch_size = match input_shape.first() {
+            Some(&n) if n > 0 => n as usize,
+            _ => settings.batch_size,
+        };
+        let input_size = model.preprocessing.output_size(224, 224);
+        let (output_name, dimension) = pick_output(&session, "image_embeds").map_err(model_err)?;
+        let mut encoder = Self {
+            session: Mutex::new(session),
+            input_name,
+            output_name,
+            dimension: dimension.unwrap_or(0),
+            preprocessing: model.preprocessing.clone(),
+            limits: DecodeLimits {
+                max_bytes: settings.max_image_bytes,
+                max_pixels: settings.max_image_pixels,
+            },
+            batch_size,
+            input_size,
+        };
+        if dimension.is_none() {
+            // The export left the embedding axis symbolic: ask the model once.
+            let probe = PreparedImage {
+                crop: RgbImage::new(input_size.0, input_size.1),
+                format: SniffedFormat::Png,
+                width: input_size.0,
+                height: input_size.1,
+            };
+            let out = encoder.run(std::slice::from_ref(&probe))?;
+            encoder.dimension = out.first().map(|v| v.len()).unwrap_or(0);
+        }
+        if encoder.dimension == 0 {
+            return Err(model_err("the vision model's output has no embedding axis".into()));
+        }
+        Ok(encoder)
+    }
+
+    /// Length of every embedding this encoder produces.
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    pub fn limits(&self) -> DecodeLimits {
+        self.limits
+    }
+
+    /// Decode + preprocess: CPU only, no session, safe to call from many threads at once.
+    pub fn prepare(&self, bytes: &[u8]) -> Result<PreparedImage> {
+        let decoded = decode_rgb(bytes, self.limits, self.preprocessing.min_decode_short_side())?;
+        let crop = self.preprocessing.crop_u8(&decoded.rgb)?;
+        Ok(PreparedImage {
+            crop,
+            format: decoded.format,
+            width: decoded.width,
+            height: decoded.height,
+        })
+    }
+
+    /// Runs prepared images through the model in batches; one vector per image, in order.
+    pub fn embed_prepared(&self, images: &[PreparedImage]) -> Result<Vec<Embedding>> {
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(self.batch_size) {
+            out.extend(self.run(chunk)?);
+        }
+        Ok(out)
+    }
+
+    /// One image, end to end.
+    pub fn embed(&self, bytes: &[u8]) -> Result<ImageEmbedding> {
+        let prepared = self.prepare(bytes)?;
+        let embedding = self
+            .embed_prepared(std::slice::from_ref(&prepared))?
+            .pop()
+            .ok_or_else(|| Error::Inference("the model returned no embedding".into()))?;
+        Ok(ImageEmbedding {
+            embedding,
+            format: prepared.format,
+            width: prepared.width,
+            height: prepared.height,
+        })
+    }
+
+    /// Many images: decoding runs on all cores, inference in batches; each input gets its own
+    /// result so one bad file never costs the others. `on_prepared` sees every crop (for
+    /// `--save-crops`).
+    pub fn embed_many<B: AsRef<[u8]> + Sync>(
+        &self,
+        inputs: &[B],
+        on_prepared: impl Fn(usize, &PreparedImage) + Sync,
+    ) -> Vec<Result<ImageEmbedding>> {
+        let prepared = run_parallel(inputs, |i, bytes| {
+            let p = self.prepare(bytes.as_ref())?;
+            on_prepared(i, &p);
+            Ok(p)
+        });
+        let ok: Vec<PreparedImage> = prepared.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+        let mut vectors = match self.embed_prepared(&ok) {
+            Ok(v) => v.into_iter(),
+            Err(e) => {
+                let msg = e.to_string();
+                return prepared
+                    .into_iter()
+                    .map(|r| r.and(Err(Error::Inference(msg.clone()))))
+                    .collect();
+            }
+        };
+        prepared
+            .into_iter()
+            .map(|r| {
+                let p = r?;
+                let embedding = vectors
+                    .next()
+                    .ok_or_else(|| Error::Inference("the model returned too few embeddings".into()))?;
+                Ok(ImageEmbedding {
+                    embedding,
+                    format: p.format,
+                    width: p.width,
+                    height: p.height,
+                })
+            })
+            .collect()
+    }
+
+    fn run(&self, batch: &[PreparedImage]) -> Result<Vec<Embedding>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (w, h) = self.input_size;
+        let per_image = 3 * w as usize * h as usize;
+        let mut pixels = vec![0f32; per_image * batch.len()];
+        for (img, slot) in batch.iter().zip(pixels.chunks_exact_mut(per_image)) {
+            if img.crop.dimensions() != (w, h) {
+                return Err(Error::Inference(format!(
+                    "crop is {:?}, the model takes {w}x{h}",
+                    img.crop.dimensions()
+                )));
+            }
+            self.preprocessing.normalize_into(&img.crop, slot);
+        }
+        let shape = [batch.len() as i64, 3, h as i64, w as i64];
+        let tensor = Tensor::from_array((shape, pixels)).map_err(|e| Error::Inference(e.to_string()))?;
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        let value = outputs
+            .get(&self.output_name)
+            .ok_or_else(|| Error::Inference(format!("no output named {}", self.output_name)))?;
+        let (shape, data) = value
+            .try_extract_tensor::<f32>()
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        rows(shape, data, batch.len())
+    }
+}
+
+/// Splits a `[batch, dim]` output into unit vectors.
+pub(super) fn rows(shape: &[i64], data: &[f32], batch: usize) -> Result<Vec<Embedding>> {
+    let dim = match shape {
+        [b, d] if *b as usize == batch && *d > 0 => *d as usize,
+        other => {
+            return Err(Error::Inference(format!(
+                "expected an output of shape [{batch}, dim], got {other:?}"
+            )))
+        }
+    };
+    Ok(data.chunks_exact(dim).map(l2_normalize).collect())
+}

@@ -1,0 +1,168 @@
+//! CLIP encoders: a Hugging Face export directory, ONNX Runtime sessions, the image front end
+//! and the tokenizer. Knows nothing of S3, Milvus or Lambda.
+
+pub mod decode;
+pub mod image_encoder;
+pub mod model_dir;
+pub mod preprocess;
+pub mod runtime;
+pub mod text_encoder;
+
+pub use decode::{DecodeLimits, SniffedFormat};
+pub use image_encoder::{ImageEmbedding, ImageEncoder, PreparedImage};
+pub use model_dir::ModelDir;
+pub use text_encoder::TextEncoder;
+
+use ort::session::Session;
+
+use crate::config::ClipSettings;
+use crate::{Error, Result};
+
+/// An L2-normalised embedding.
+pub type Embedding = Vec<f32>;
+
+/// Which towers to load: a text-only search deployment never pays for the vision model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Towers {
+    pub image: bool,
+    pub text: bool,
+}
+
+impl Towers {
+    pub const BOTH: Towers = Towers {
+        image: true,
+        text: true,
+    };
+    pub const IMAGE: Towers = Towers {
+        image: true,
+        text: false,
+    };
+    pub const TEXT: Towers = Towers {
+        image: false,
+        text: true,
+    };
+}
+
+/// The loaded model: the towers asked for, sessions created once and reused.
+#[derive(Debug)]
+pub struct Clip {
+    pub model: ModelDir,
+    image: Option<ImageEncoder>,
+    text: Option<TextEncoder>,
+}
+
+impl Clip {
+    /// Loads the model directory from `settings.model_dir` (or `model_dir` when given).
+    pub fn load(settings: &ClipSettings, towers: Towers) -> Result<Self> {
+        let dir = settings.model_dir.as_ref().ok_or_else(|| {
+            Error::Config(
+                "no model directory: set CLIPSEARCH_MODEL_DIR (or pass --model) to a Hugging Face \
+                 CLIP export (vision_model.onnx, text_model.onnx, tokenizer.json, \
+                 preprocessor_config.json)"
+                    .into(),
+            )
+        })?;
+        let model = ModelDir::open(dir)?;
+        let image = towers.image.then(|| ImageEncoder::load(&model, settings)).transpose()?;
+        let text = towers.text.then(|| TextEncoder::load(&model, settings)).transpose()?;
+        if let (Some(i), Some(t)) = (&image, &text) {
+            if i.dimension() != t.dimension() {
+                return Err(Error::Model {
+                    dir: model.root.clone(),
+                    reason: format!(
+                        "image embeddings have {} dimensions but text embeddings {}",
+                        i.dimension(),
+                        t.dimension()
+                    ),
+                });
+            }
+        }
+        Ok(Self { model, image, text })
+    }
+
+    /// The model's name as stored beside every vector.
+    pub fn name(&self) -> &str {
+        &self.model.name
+    }
+
+    pub fn dimension(&self) -> usize {
+        self.image
+            .as_ref()
+            .map(|i| i.dimension())
+            .or_else(|| self.text.as_ref().map(|t| t.dimension()))
+            .unwrap_or(0)
+    }
+
+    pub fn image(&self) -> Result<&ImageEncoder> {
+        self.image
+            .as_ref()
+            .ok_or_else(|| Error::Config("image queries are disabled in this deployment".into()))
+    }
+
+    pub fn text(&self) -> Result<&TextEncoder> {
+        self.text
+            .as_ref()
+            .ok_or_else(|| Error::Config("text queries are disabled in this deployment".into()))
+    }
+}
+
+/// Scales `v` to unit length (a zero vector stays zero, as the reference's `max(norm, 1e-12)`).
+pub fn l2_normalize(v: &[f32]) -> Embedding {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter().map(|x| x / norm).collect()
+}
+
+/// Chooses the embedding output: the conventional name, else the only output, else the one
+/// output that is a 2-D tensor. Returns its name and, when the export fixes it, its width.
+fn pick_output(session: &Session, conventional: &str) -> Result<(String, Option<usize>), String> {
+    let outputs = session.outputs();
+    let two_d: Vec<_> = outputs
+        .iter()
+        .filter(|o| o.dtype().tensor_shape().map(|s| s.len() == 2).unwrap_or(false))
+        .collect();
+    let chosen = outputs
+        .iter()
+        .find(|o| o.name() == conventional)
+        .or(if outputs.len() == 1 { outputs.first() } else { None })
+        .or(if two_d.len() == 1 { two_d.first().copied() } else { None })
+        .ok_or_else(|| {
+            format!(
+                "cannot tell which output is the embedding: {:?}",
+                outputs.iter().map(|o| o.name()).collect::<Vec<_>>()
+            )
+        })?;
+    let width = chosen
+        .dtype()
+        .tensor_shape()
+        .and_then(|s| s.last().copied())
+        .filter(|&d| d > 0)
+        .map(|d| d as usize);
+    Ok((chosen.name().to_string(), width))
+}
+
+/// Maps `f` over `items` on all available cores, keeping order.
+fn run_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(items.len().max(1));
+    if workers <= 1 {
+        return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut slots: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    let results = std::sync::Mutex::new(&mut slots);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= items.len() {
+                    break;
+                }
+                let r = f(i, &items[i]);
+                results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+            });
+        }
+    });
+    slots.into_iter().map(|r| r.expect("every index is processed once")).collect()
+}

@@ -1,0 +1,486 @@
+//! The Milvus image index against a real Milvus (started by `scripts/milvus.sh up`, which
+//! `make test` runs first). Reads `MILVUS_URI` (default http://127.0.0.1:19530). Every test
+//! works in its own collection, named after the test, process and time, and drops it at the
+//! end, so tests run concurrently and repeatedly. An unreachable Milvus fails every test.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clipsearch::config::{MilvusIndexKind, MilvusSettings};
+use clipsearch::store::{
+    ImageIndex, ImageRecord, IndexSpec, Location, MilvusIndex, RemoveOutcome, SearchRequest,
+    MAX_LOCATIONS,
+};
+use clipsearch::Error;
+use sha2::{Digest, Sha256};
+
+const DIM: usize = 512;
+const MODEL: &str = "test-clip-512";
+const BUCKET: &str = "photos";
+
+fn unique_collection(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("t_{test}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+fn settings(collection: &str, index: MilvusIndexKind) -> MilvusSettings {
+    let mut settings = MilvusSettings::from_env().expect("MILVUS_* environment");
+    settings.collection = collection.to_owned();
+    settings.index = index;
+    settings.connect_timeout = Duration::from_secs(10);
+    settings
+}
+
+async fn open_with(collection: &str, dimension: usize, model: &str) -> Result<MilvusIndex, Error> {
+    let settings = settings(collection, MilvusIndexKind::Hnsw);
+    let spec = IndexSpec {
+        dimension,
+        model: model.to_owned(),
+    };
+    let index = MilvusIndex::connect(&settings, spec).await.unwrap_or_else(|e| {
+        panic!(
+            "cannot reach Milvus at {} ({e}). Start it with `scripts/milvus.sh up` (or `make \
+             milvus-up`) and point MILVUS_URI at it; these tests need a real server",
+            settings.uri
+        )
+    });
+    index.ensure_collection().await?;
+    Ok(index)
+}
+
+async fn open(test: &str) -> MilvusIndex {
+    open_with(&unique_collection(test), DIM, MODEL)
+        .await
+        .expect("ensure_collection")
+}
+
+/// Deterministic pseudo-random numbers (splitmix64): no extra dependency, repeatable data.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn unit_vector(&mut self, dim: usize) -> Vec<f32> {
+        let v: Vec<f32> = (0..dim)
+            .map(|_| (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+            .collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / norm).collect()
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+fn record(content: &str, embedding: Vec<f32>, keys: &[&str]) -> ImageRecord {
+    ImageRecord {
+        id: sha256_hex(content.as_bytes()),
+        embedding,
+        locations: keys.iter().map(|k| Location::new(BUCKET, *k)).collect(),
+        content_type: "image/jpeg".into(),
+        width: 640,
+        height: 480,
+        byte_size: content.len() as u64,
+        ingested_at_ms: 1_700_000_000_000,
+        model: MODEL.into(),
+    }
+}
+
+fn query(vector: &[f32], top_k: usize) -> SearchRequest {
+    SearchRequest {
+        vector: vector.to_vec(),
+        top_k,
+        ..Default::default()
+    }
+}
+
+/// Runs the body, then drops the collection whatever happened, then reports.
+macro_rules! with_cleanup {
+    ($index:expr, $body:block) => {{
+        let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async $body)).await;
+        let dropped = $index.drop_collection().await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+        dropped.expect("drop the test collection");
+    }};
+}
+
+#[tokio::test]
+async fn ensure_creates_then_reuses_the_collection() {
+    let name = unique_collection("ensure");
+    let index = open_with(&name, DIM, MODEL).await.expect("create");
+    with_cleanup!(index, {
+        assert_eq!(index.count().await.unwrap(), 0);
+        // A second process (here: a second client) accepts the existing collection.
+        let again = open_with(&name, DIM, MODEL).await.expect("reuse");
+        again.ensure_collection().await.expect("idempotent");
+        index.health().await.expect("healthy");
+    });
+}
+
+#[tokio::test]
+async fn another_dimension_or_model_is_refused() {
+    let name = unique_collection("mismatch");
+    let index = open_with(&name, DIM, MODEL).await.expect("create");
+    with_cleanup!(index, {
+        let other_dim = open_with(&name, 768, MODEL).await;
+        match other_dim {
+            Err(Error::SchemaMismatch(message)) => {
+                assert!(message.contains("512") && message.contains("768"), "{message}")
+            }
+            other => panic!("dimension mismatch accepted: {other:?}"),
+        }
+        let other_model = open_with(&name, DIM, "another-model").await;
+        match other_model {
+            Err(Error::SchemaMismatch(message)) => {
+                assert!(message.contains("another-model"), "{message}")
+            }
+            other => panic!("model mismatch accepted: {other:?}"),
+        }
+        // A record embedded by another model is refused too.
+        let mut foreign = record("foreign", Rng(1).unit_vector(DIM), &["f.jpg"]);
+        foreign.model = "another-model".into();
+        assert!(matches!(
+            index.upsert(foreign).await,
+            Err(Error::SchemaMismatch(_))
+        ));
+        assert_eq!(index.count().await.unwrap(), 0);
+    });
+}
+
+#[tokio::test]
+async fn thousand_records_search_filters_and_count() {
+    let index = open("bulk").await;
+    with_cleanup!(index, {
+        let mut rng = Rng(42);
+        let records: Vec<ImageRecord> = (0..1000)
+            .map(|i| {
+                let folder = if i % 2 == 0 { "even" } else { "odd" };
+                let key = format!("{folder}/{i:04}.jpg");
+                record(&format!("image-{i}"), rng.unit_vector(DIM), &[&key])
+            })
+            .collect();
+        index.upsert_many(&records).await.unwrap();
+        assert_eq!(index.count().await.unwrap(), 1000);
+
+        // A record's own vector finds it first, with cosine ≈ 1.
+        for r in records.iter().step_by(97) {
+            let hits = index.search(&query(&r.embedding, 10)).await.unwrap();
+            assert_eq!(hits.len(), 10);
+            assert_eq!(hits[0].id, r.id);
+            assert!((hits[0].score - 1.0).abs() < 1e-3, "score {}", hits[0].score);
+            assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+            assert_eq!(hits[0].locations, r.locations);
+            assert_eq!((hits[0].width, hits[0].height), (640, 480));
+            assert_eq!(hits[0].content_type, "image/jpeg");
+            assert_eq!(hits[0].byte_size, r.byte_size);
+        }
+
+        let probe = &records[10];
+        // top_k bounds.
+        assert_eq!(index.search(&query(&probe.embedding, 1)).await.unwrap().len(), 1);
+        assert_eq!(index.search(&query(&probe.embedding, 100)).await.unwrap().len(), 100);
+        for bad in [0, 101] {
+            assert!(matches!(
+                index.search(&query(&probe.embedding, bad)).await,
+                Err(Error::InvalidRequest(_))
+            ));
+        }
+        // Wrong dimension is the caller's mistake.
+        assert!(matches!(
+            index.search(&query(&probe.embedding[..100], 5)).await,
+            Err(Error::InvalidRequest(_))
+        ));
+
+        // min_score: random 512-d vectors are nearly orthogonal, so only the record itself
+        // clears 0.9.
+        let strict = SearchRequest {
+            min_score: Some(0.9),
+            ..query(&probe.embedding, 50)
+        };
+        let hits = index.search(&strict).await.unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].id, probe.id);
+
+        // Exclusion ("more like this").
+        let excluded = SearchRequest {
+            exclude_id: Some(probe.id.clone()),
+            ..query(&probe.embedding, 20)
+        };
+        let hits = index.search(&excluded).await.unwrap();
+        assert_eq!(hits.len(), 20);
+        assert!(hits.iter().all(|h| h.id != probe.id));
+
+        // Key prefix: only odd/ records, even when asking with an even record's vector.
+        let odd_only = SearchRequest {
+            key_prefix: Some("odd/".into()),
+            ..query(&probe.embedding, 30)
+        };
+        let hits = index.search(&odd_only).await.unwrap();
+        assert_eq!(hits.len(), 30);
+        assert!(hits.iter().all(|h| h.locations[0].key.starts_with("odd/")));
+        // A narrower prefix: odd/0011.jpg .. odd/0019.jpg, the five odd ones.
+        let narrow = SearchRequest {
+            key_prefix: Some("odd/001".into()),
+            ..query(&probe.embedding, 100)
+        };
+        let mut keys: Vec<String> = index
+            .search(&narrow)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.locations[0].key.clone())
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["odd/0011.jpg", "odd/0013.jpg", "odd/0015.jpg", "odd/0017.jpg", "odd/0019.jpg"]
+        );
+        // A prefix nothing has.
+        let none = SearchRequest {
+            key_prefix: Some("nothing/".into()),
+            ..query(&probe.embedding, 10)
+        };
+        assert!(index.search(&none).await.unwrap().is_empty());
+    });
+}
+
+#[tokio::test]
+async fn same_content_under_two_keys_is_one_record() {
+    let index = open("dupes").await;
+    with_cleanup!(index, {
+        let mut rng = Rng(7);
+        let vector = rng.unit_vector(DIM);
+        let first = record("cat", vector.clone(), &["a/cat.jpg"]);
+        let id = first.id.clone();
+        assert!(!index.exists(&id).await.unwrap());
+        index.upsert(first.clone()).await.unwrap();
+        assert!(index.exists(&id).await.unwrap());
+        // The same bytes arrive under another key: ingest would skip inference and either
+        // add the location or upsert again; both keep one record.
+        index.upsert(record("cat", vector.clone(), &["b/cat copy.jpg"])).await.unwrap();
+        assert_eq!(index.count().await.unwrap(), 1);
+        let stored = index.get(&id).await.unwrap().expect("record");
+        assert_eq!(
+            stored.locations,
+            vec![Location::new(BUCKET, "a/cat.jpg"), Location::new(BUCKET, "b/cat copy.jpg")]
+        );
+        assert_eq!(stored.embedding.len(), DIM);
+        assert!(stored
+            .embedding
+            .iter()
+            .zip(&vector)
+            .all(|(a, b)| (a - b).abs() < 1e-6));
+        assert_eq!(stored.model, MODEL);
+
+        let third = Location::new("archive", "c/cat.jpg");
+        assert!(index.add_location(&id, &third).await.unwrap());
+        assert!(index.add_location(&id, &third).await.unwrap(), "idempotent");
+        assert!(!index
+            .add_location(&sha256_hex(b"unknown"), &third)
+            .await
+            .unwrap());
+        assert_eq!(index.get(&id).await.unwrap().unwrap().locations.len(), 3);
+        // Upper-case ids are the same id.
+        assert!(index.exists(&id.to_uppercase()).await.unwrap());
+
+        // Same key in another bucket is a different object.
+        assert_eq!(
+            index
+                .remove_location(&Location::new("elsewhere", "a/cat.jpg"))
+                .await
+                .unwrap(),
+            RemoveOutcome::NotIndexed
+        );
+        assert_eq!(
+            index
+                .remove_location(&Location::new(BUCKET, "a/cat.jpg"))
+                .await
+                .unwrap(),
+            RemoveOutcome::LocationRemoved { id: id.clone() }
+        );
+        assert_eq!(
+            index
+                .remove_location(&Location::new(BUCKET, "b/cat copy.jpg"))
+                .await
+                .unwrap(),
+            RemoveOutcome::LocationRemoved { id: id.clone() }
+        );
+        assert_eq!(index.count().await.unwrap(), 1);
+        let hits = index.search(&query(&vector, 5)).await.unwrap();
+        assert_eq!(hits[0].locations, vec![third.clone()]);
+
+        assert_eq!(
+            index.remove_location(&third).await.unwrap(),
+            RemoveOutcome::RecordDeleted { id: id.clone() }
+        );
+        assert!(!index.exists(&id).await.unwrap());
+        assert!(index.get(&id).await.unwrap().is_none());
+        assert_eq!(index.count().await.unwrap(), 0);
+        assert_eq!(
+            index.remove_location(&third).await.unwrap(),
+            RemoveOutcome::NotIndexed
+        );
+    });
+}
+
+#[tokio::test]
+async fn an_overwritten_key_moves_to_the_new_content() {
+    let index = open("moves").await;
+    with_cleanup!(index, {
+        let mut rng = Rng(9);
+        let old = record("old bytes", rng.unit_vector(DIM), &["same/key.jpg"]);
+        let kept = record("kept bytes", rng.unit_vector(DIM), &["same/key.jpg", "other.jpg"]);
+        index.upsert(old.clone()).await.unwrap();
+        // New bytes written to the same key: the old content loses its only location.
+        let new = record("new bytes", rng.unit_vector(DIM), &["same/key.jpg"]);
+        index.upsert(new.clone()).await.unwrap();
+        assert!(!index.exists(&old.id).await.unwrap());
+        assert!(index.exists(&new.id).await.unwrap());
+        // Content with another location keeps it.
+        index.upsert(kept.clone()).await.unwrap();
+        assert!(!index.exists(&new.id).await.unwrap());
+        assert_eq!(
+            index.get(&kept.id).await.unwrap().unwrap().locations.len(),
+            2
+        );
+        assert_eq!(index.count().await.unwrap(), 1);
+    });
+}
+
+#[tokio::test]
+async fn hostile_keys_are_stored_and_matched_literally() {
+    let index = open("hostile").await;
+    with_cleanup!(index, {
+        let hostile = [
+            r#"quote"inside.jpg"#,
+            r"back\slash\",
+            r#"" or 1==1"#,
+            r#"x" or id != "y"#,
+            r#"") or (id != ""#,
+            "100%_off.jpg",
+            "line\nbreak\ttab.jpg",
+            "unicodé/😀.png",
+            "keys[0] >= \"\"",
+        ];
+        let mut rng = Rng(11);
+        let mut records = Vec::new();
+        for (i, key) in hostile.iter().enumerate() {
+            let r = record(&format!("hostile-{i}"), rng.unit_vector(DIM), &[key]);
+            index.upsert(r.clone()).await.unwrap();
+            records.push(r);
+        }
+        let plain = record("plain", rng.unit_vector(DIM), &["plain.jpg"]);
+        index.upsert(plain.clone()).await.unwrap();
+        assert_eq!(index.count().await.unwrap(), hostile.len() as u64 + 1);
+
+        // Stored byte for byte.
+        for (r, key) in records.iter().zip(hostile) {
+            let stored = index.get(&r.id).await.unwrap().expect("stored");
+            assert_eq!(stored.locations, vec![Location::new(BUCKET, key)]);
+        }
+        // A prefix is a literal prefix: it matches only its own record, never everything.
+        for (r, key) in records.iter().zip(hostile) {
+            let request = SearchRequest {
+                key_prefix: Some(key.to_string()),
+                ..query(&plain.embedding, 100)
+            };
+            let hits = index.search(&request).await.unwrap();
+            assert_eq!(hits.len(), 1, "prefix {key:?} matched {hits:?}");
+            assert_eq!(hits[0].id, r.id);
+        }
+        let percent = SearchRequest {
+            key_prefix: Some("100%".into()),
+            ..query(&plain.embedding, 100)
+        };
+        assert_eq!(index.search(&percent).await.unwrap().len(), 1);
+        let underscore = SearchRequest {
+            key_prefix: Some("100_".into()),
+            ..query(&plain.embedding, 100)
+        };
+        assert!(index.search(&underscore).await.unwrap().is_empty());
+
+        // Hostile ids are refused before reaching Milvus.
+        for bad_id in [r#"" or 1==1"#, "*", ""] {
+            assert!(matches!(
+                index.exists(bad_id).await,
+                Err(Error::InvalidRequest(_))
+            ));
+            let request = SearchRequest {
+                exclude_id: Some(bad_id.to_string()),
+                ..query(&plain.embedding, 5)
+            };
+            assert!(matches!(
+                index.search(&request).await,
+                Err(Error::InvalidRequest(_))
+            ));
+        }
+
+        // Removing a hostile key touches its record only.
+        for (i, (r, key)) in records.iter().zip(hostile).enumerate() {
+            assert_eq!(
+                index
+                    .remove_location(&Location::new(BUCKET, key))
+                    .await
+                    .unwrap(),
+                RemoveOutcome::RecordDeleted { id: r.id.clone() }
+            );
+            assert_eq!(
+                index.count().await.unwrap(),
+                (hostile.len() - i) as u64,
+                "after removing {key:?}"
+            );
+        }
+        assert!(index.exists(&plain.id).await.unwrap());
+    });
+}
+
+#[tokio::test]
+async fn location_limit_is_enforced() {
+    let index = open("limit").await;
+    with_cleanup!(index, {
+        let keys: Vec<String> = (0..MAX_LOCATIONS).map(|i| format!("copy/{i}.jpg")).collect();
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let r = record("popular", Rng(3).unit_vector(DIM), &key_refs);
+        index.upsert(r.clone()).await.unwrap();
+        // The prefix filter looks at every slot, the last one included.
+        let last = SearchRequest {
+            key_prefix: Some(format!("copy/{}.", MAX_LOCATIONS - 1)),
+            ..query(&r.embedding, 5)
+        };
+        let hits = index.search(&last).await.unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].locations[0].key, keys[MAX_LOCATIONS - 1]);
+        assert!(matches!(
+            index
+                .add_location(&r.id, &Location::new(BUCKET, "one-too-many.jpg"))
+                .await,
+            Err(Error::InvalidRequest(_))
+        ));
+    });
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_transient_error() {
+    let mut settings = settings("unused", MilvusIndexKind::Hnsw);
+    settings.uri = "http://127.0.0.1:9".into();
+    settings.connect_timeout = Duration::from_secs(2);
+    let spec = IndexSpec {
+        dimension: DIM,
+        model: MODEL.into(),
+    };
+    match MilvusIndex::connect(&settings, spec).await {
+        Err(e) => assert!(e.is_transient(), "{e:?}"),
+        Ok(_) => panic!("connected to a closed port"),
+    }
+}
