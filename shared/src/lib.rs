@@ -2,6 +2,7 @@
 pub mod clip;
 pub mod config;
 pub mod error;
+pub mod objects;
 pub mod store;
 
 pub use error::{Error, Result};

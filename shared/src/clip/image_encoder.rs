@@ -41,6 +41,8 @@ pub struct ImageEncoder {
     preprocessing: Preprocessing,
     limits: DecodeLimits,
     batch_size: usize,
+    /// Threads decoding in `embed_many` (0 = all cores).
+    decode_threads: usize,
     /// Fixed tensor size (crop size) the model expects.
     input_size: (u32, u32),
 }
@@ -102,6 +104,7 @@ impl ImageEncoder {
                 max_pixels: settings.max_image_pixels,
             },
             batch_size,
+            decode_threads: settings.decode_threads,
             input_size,
         };
         if dimension.is_none() {
@@ -166,15 +169,15 @@ impl ImageEncoder {
         })
     }
 
-    /// Many images: decoding runs on all cores, inference in batches; each input gets its own
-    /// result so one bad file never costs the others. `on_prepared` sees every crop (for
-    /// `--save-crops`).
+    /// Many images: decoding runs on `decode_threads` (default: all cores), inference in
+    /// batches; each input gets its own result so one bad file never costs the others.
+    /// `on_prepared` sees every crop (for `--save-crops`).
     pub fn embed_many<B: AsRef<[u8]> + Sync>(
         &self,
         inputs: &[B],
         on_prepared: impl Fn(usize, &PreparedImage) + Sync,
     ) -> Vec<Result<ImageEmbedding>> {
-        let prepared = run_parallel(inputs, |i, bytes| {
+        let prepared = run_parallel(inputs, self.decode_threads, |i, bytes| {
             let p = self.prepare(bytes.as_ref())?;
             on_prepared(i, &p);
             Ok(p)

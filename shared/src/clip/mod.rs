@@ -106,6 +106,34 @@ impl Clip {
     }
 }
 
+/// What the use cases need from a model. [`Clip`] is the real one; unit tests of ingest and
+/// search logic use small fakes.
+pub trait Encoder: Send + Sync {
+    /// Stored beside every vector so two models' vectors never mix.
+    fn model_name(&self) -> &str;
+    fn dimension(&self) -> usize;
+    fn embed_image(&self, bytes: &[u8]) -> Result<ImageEmbedding>;
+    fn embed_text(&self, text: &str) -> Result<Embedding>;
+}
+
+impl Encoder for Clip {
+    fn model_name(&self) -> &str {
+        self.name()
+    }
+
+    fn dimension(&self) -> usize {
+        Clip::dimension(self)
+    }
+
+    fn embed_image(&self, bytes: &[u8]) -> Result<ImageEmbedding> {
+        self.image()?.embed(bytes)
+    }
+
+    fn embed_text(&self, text: &str) -> Result<Embedding> {
+        self.text()?.embed(text)
+    }
+}
+
 /// Scales `v` to unit length (a zero vector stays zero, as the reference's `max(norm, 1e-12)`).
 pub fn l2_normalize(v: &[f32]) -> Embedding {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
@@ -140,12 +168,13 @@ fn pick_output(session: &Session, conventional: &str) -> Result<(String, Option<
     Ok((chosen.name().to_string(), width))
 }
 
-/// Maps `f` over `items` on all available cores, keeping order.
-fn run_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(items.len().max(1));
+/// Maps `f` over `items` on `workers` threads (0 = all available cores), keeping order.
+fn run_parallel<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let workers = match workers {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    }
+    .min(items.len().max(1));
     if workers <= 1 {
         return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();
     }

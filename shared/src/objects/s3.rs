@@ -1,0 +1,191 @@
+//! The AWS SDK implementation of the object traits.
+
+use std::time::Duration;
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::Client;
+
+use super::{FetchedObject, ObjectSettings, ObjectSource, ObjectSummary, Presigner};
+use crate::{Error, Result};
+
+/// S3 (or an S3-compatible endpoint). Cheap to clone; create once per process.
+#[derive(Debug, Clone)]
+pub struct S3Objects {
+    client: Client,
+    presign_expiry: Duration,
+}
+
+impl S3Objects {
+    /// Credentials and region come from the standard AWS chain (env, profile, Lambda role).
+    pub async fn connect(settings: &ObjectSettings) -> Self {
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let mut config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(settings.path_style);
+        if let Some(endpoint) = &settings.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        if shared.region().is_none() {
+            // Local emulators accept any region; AWS itself always sets one in Lambda.
+            config = config.region(aws_sdk_s3::config::Region::new("us-east-1"));
+        }
+        Self {
+            client: Client::from_conf(config.build()),
+            presign_expiry: settings.presign_expiry,
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Every object under `prefix`, following continuation tokens.
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectSummary>> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(e, bucket, prefix))?;
+            for obj in page.contents() {
+                if let Some(key) = obj.key() {
+                    out.push(ObjectSummary {
+                        key: key.to_string(),
+                        size: obj.size().unwrap_or(0).max(0) as u64,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Uploads bytes (used by the demo, the tests and nothing in production paths).
+    pub async fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<()> {
+        self.client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(bytes.into())
+            .send()
+            .await
+            .map_err(|e| classify(e, bucket, key))?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(e, bucket, key))?;
+        Ok(())
+    }
+
+    fn presigning(&self) -> Result<PresigningConfig> {
+        PresigningConfig::expires_in(self.presign_expiry).map_err(|e| Error::Config(format!("presign expiry: {e}")))
+    }
+}
+
+impl ObjectSource for S3Objects {
+    async fn fetch(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<FetchedObject> {
+        let response = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(e, bucket, key))?;
+        // The headers arrive before the body: refuse an oversized object without downloading it.
+        let size = response.content_length().unwrap_or(0).max(0) as u64;
+        if size > max_bytes {
+            return Err(Error::ImageTooLarge { size, limit: max_bytes });
+        }
+        let content_type = response.content_type().map(str::to_string);
+        let mut body = response.body;
+        let mut bytes = Vec::with_capacity(size as usize);
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| Error::ObjectStoreUnavailable(format!("reading s3://{bucket}/{key}: {e}")))?
+        {
+            bytes.extend_from_slice(&chunk);
+            // A missing or lying Content-Length must not let a huge body through either.
+            if bytes.len() as u64 > max_bytes {
+                return Err(Error::ImageTooLarge {
+                    size: bytes.len() as u64,
+                    limit: max_bytes,
+                });
+            }
+        }
+        Ok(FetchedObject { bytes, content_type })
+    }
+}
+
+impl Presigner for S3Objects {
+    async fn presign_get(&self, bucket: &str, key: &str) -> Result<String> {
+        let request = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .presigned(self.presigning()?)
+            .await
+            .map_err(|e| classify(e, bucket, key))?;
+        Ok(request.uri().to_string())
+    }
+
+    async fn presign_put(&self, bucket: &str, key: &str, content_type: &str) -> Result<String> {
+        let request = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .presigned(self.presigning()?)
+            .await
+            .map_err(|e| classify(e, bucket, key))?;
+        Ok(request.uri().to_string())
+    }
+}
+
+/// Maps SDK failures to our error kinds: a missing object or bucket is permanent, access
+/// denied is permanent (a deployment problem), everything network- or 5xx-shaped is transient.
+fn classify<E>(err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>, bucket: &str, key: &str) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let missing = || Error::ObjectMissing {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+    };
+    match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("");
+            let message = service.err().message().unwrap_or("");
+            let status = service.raw().status().as_u16();
+            match code {
+                _ if status == 404 => missing(),
+                _ if status == 403 => Error::ObjectAccess(format!("s3://{bucket}/{key}: {code}")),
+                "NoSuchKey" | "NotFound" | "NoSuchBucket" => missing(),
+                "AccessDenied" | "Forbidden" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
+                    Error::ObjectAccess(format!("s3://{bucket}/{key}: {code}"))
+                }
+                "SlowDown" | "ServiceUnavailable" | "InternalError" | "RequestTimeout" | "Throttling" => {
+                    Error::ObjectStoreUnavailable(format!("s3://{bucket}/{key}: {code} {message}"))
+                }
+                _ => Error::ObjectStoreUnavailable(format!("s3://{bucket}/{key}: {code} {message}")),
+            }
+        }
+        SdkError::ResponseError(_) | SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            Error::ObjectStoreUnavailable(format!("s3://{bucket}/{key}: {err}"))
+        }
+        _ => Error::ObjectStoreUnavailable(format!("s3://{bucket}/{key}: {err}")),
+    }
+}
