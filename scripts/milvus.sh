@@ -2,24 +2,34 @@
 # Runs a real Milvus (standalone engine from `pip install milvus==2.3.5`) for tests and local use.
 #
 #   scripts/milvus.sh up      start (no-op when this instance is already healthy)
+#   scripts/milvus.sh up --fresh   start on empty data (tests: nothing left from earlier runs)
 #   scripts/milvus.sh down    stop it and everything it spawned
 #   scripts/milvus.sh status  exit 0 when healthy, 3 when not running
 #
 # Environment:
-#   MILVUS_PORT           gRPC port clients use (default 19530)
+#   MILVUS_PORT           gRPC port clients use (default 19530); the engine also takes the
+#                         next 8 ports, so instances need MILVUS_PORT values at least 10 apart
 #   MILVUS_HEALTH_PORT    HTTP port of /healthz (default 9091)
+#   MILVUS_ETCD_PORT      client port of the embedded etcd (default MILVUS_PORT+10000; its peer
+#                         port is the next one). The engine's default 2379/2380 would make a
+#                         second instance on this machine fail.
 #   MILVUS_HOME           state directory (default .local/milvus/<MILVUS_PORT>): data, logs,
 #                         pidfile; one per port so a test instance never shares data with yours
-#   MILVUS_START_TIMEOUT  seconds to wait for health (default 180; the first start unpacks the
-#                         engine's binaries, which takes a while on a small machine)
+#   MILVUS_START_TIMEOUT  seconds to wait for health in all (default 300; the first start
+#                         unpacks the engine's binaries, which takes a while on a small machine)
+#   MILVUS_STALL_TIMEOUT  seconds a started engine may stay unhealthy before it is restarted
+#                         (default 45; up to 3 attempts)
 #   MILVUS_VENV           Python virtualenv holding the `milvus` package (default .venv)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PORT="${MILVUS_PORT:-19530}"
 HEALTH_PORT="${MILVUS_HEALTH_PORT:-9091}"
+ETCD_PORT="${MILVUS_ETCD_PORT:-$((PORT + 10000))}"
+ETCD_PEER_PORT=$((ETCD_PORT + 1))
 HOME_DIR="${MILVUS_HOME:-$ROOT/.local/milvus/$PORT}"
-START_TIMEOUT="${MILVUS_START_TIMEOUT:-180}"
+START_TIMEOUT="${MILVUS_START_TIMEOUT:-300}"
+STALL_TIMEOUT="${MILVUS_STALL_TIMEOUT:-45}"
 VENV="${MILVUS_VENV:-$ROOT/.venv}"
 PIDFILE="$HOME_DIR/milvus.pid"
 LOG="$HOME_DIR/wrapper.log"
@@ -76,6 +86,11 @@ stop_group() {
 }
 
 cmd_up() {
+  local fresh="${1:-}"
+  if [[ -n "$fresh" && "$fresh" != "--fresh" ]]; then
+    log "unknown option $fresh (expected --fresh)"
+    return 2
+  fi
   if pid="$(running_pid)"; then
     if healthy; then
       log "already up (pid $pid, grpc 127.0.0.1:$PORT, health $HEALTH_URL)"
@@ -92,9 +107,9 @@ cmd_up() {
 
   # The wrapper silently moves to the next free port when one is taken, which would make a
   # test talk to someone else's Milvus; refuse instead.
-  for p in "$PORT" "$HEALTH_PORT"; do
+  for p in "$PORT" "$HEALTH_PORT" "$ETCD_PORT" "$ETCD_PEER_PORT" $(seq $((PORT + 1)) $((PORT + 8))); do
     if port_in_use "$p"; then
-      log "port $p is already in use by another process; choose MILVUS_PORT / MILVUS_HEALTH_PORT"
+      log "port $p is already in use by another process; choose MILVUS_PORT / MILVUS_HEALTH_PORT / MILVUS_ETCD_PORT"
       return 1
     fi
   done
@@ -104,38 +119,101 @@ cmd_up() {
   fi
 
   mkdir -p "$HOME_DIR"
+  if [[ "$fresh" == "--fresh" ]]; then
+    # Only the data: the unpacked engine binaries in bin/ are reused.
+    rm -rf "$HOME_DIR/data"
+    log "starting on empty data (--fresh)"
+  fi
+  deadline=$((SECONDS + START_TIMEOUT))
+  for attempt in 1 2 3; do
+    launch
+    log "starting (pid $pid, data $HOME_DIR), waiting up to ${START_TIMEOUT}s for $HEALTH_URL"
+    set +e
+    wait_up
+    status=$?
+    set -e
+    case "$status" in
+      0)
+        log "up: grpc 127.0.0.1:$PORT (MILVUS_URI=http://127.0.0.1:$PORT), health $HEALTH_URL"
+        return 0
+        ;;
+      2)
+        log "attempt $attempt stalled for ${STALL_TIMEOUT}s after the engine started; restarting it"
+        stop_group "$pid" || true
+        rm -f "$PIDFILE"
+        ;;
+      *)
+        show_logs
+        stop_group "$pid" || true
+        rm -f "$PIDFILE"
+        return 1
+        ;;
+    esac
+  done
+  log "not healthy after 3 attempts"
+  show_logs
+  return 1
+}
+
+# Starts the wrapper in its own process group; sets $pid and the pidfile.
+launch() {
   : >"$LOG"
+  # Milvus reads ETCD_CONFIG_PATH (= etcd.config.path) for its embedded etcd; the wrapper's
+  # template has no such setting.
+  cat >"$HOME_DIR/embedEtcd.yaml" <<YAML
+listen-client-urls: http://127.0.0.1:$ETCD_PORT
+advertise-client-urls: http://127.0.0.1:$ETCD_PORT
+listen-peer-urls: http://127.0.0.1:$ETCD_PEER_PORT
+initial-advertise-peer-urls: http://127.0.0.1:$ETCD_PEER_PORT
+initial-cluster: default=http://127.0.0.1:$ETCD_PEER_PORT
+YAML
+  # Rotate the engine's logs so that startup checks below only see this run.
+  rm -f "$HOME_DIR/logs/milvus-stdout.log" "$HOME_DIR/logs/milvus-stderr.log"
   # Same as `.venv/bin/milvus-server`, except that the health (metrics) port is settable:
-  # the wrapper hard-codes 9091 as its starting point.
-  setsid "$VENV/bin/python" -c '
+  # the wrapper hard-codes 9091 as its starting point. The engine's internal components get
+  # MILVUS_PORT+1..+8 instead of the fixed defaults every instance would compete for.
+  ETCD_CONFIG_PATH="$HOME_DIR/embedEtcd.yaml" setsid "$VENV/bin/python" -c '
 import sys, milvus
 milvus.default_server.webservice_port = int(sys.argv.pop(1))
 sys.argv[0] = "milvus-server"
 milvus.main()
-' "$HEALTH_PORT" --data "$HOME_DIR" --proxy-port "$PORT" </dev/null >>"$LOG" 2>&1 &
+' "$HEALTH_PORT" --data "$HOME_DIR" --proxy-port "$PORT" \
+    --proxy-internal-port $((PORT + 1)) --root-coord-port $((PORT + 2)) \
+    --query-coord-port $((PORT + 3)) --query-node-port $((PORT + 4)) \
+    --index-coord-port $((PORT + 5)) --index-node-port $((PORT + 6)) \
+    --data-coord-port $((PORT + 7)) --data-node-port $((PORT + 8)) \
+    </dev/null >>"$LOG" 2>&1 &
   pid=$!
   echo "$pid" >"$PIDFILE"
-  log "starting (pid $pid, data $HOME_DIR), waiting up to ${START_TIMEOUT}s for $HEALTH_URL"
+}
 
-  deadline=$((SECONDS + START_TIMEOUT))
+# 0 = healthy, 1 = failed (give up), 2 = stalled (worth a restart). The engine sometimes never
+# becomes healthy: its embedded etcd answers the first session registration with "leader
+# changed" and a component never retries, or (restarting on old data) it waits for the
+# previous run's sessions to expire. A restart gets past both.
+wait_up() {
+  local engine_log="$HOME_DIR/logs/milvus-stdout.log" engine_started=""
   until healthy && port_in_use "$PORT"; do
     if ! kill -0 "$pid" 2>/dev/null; then
       log "the server exited during startup"
-      show_logs
-      group_alive "$pid" && stop_group "$pid"
-      rm -f "$PIDFILE"
+      return 1
+    fi
+    # A port taken between our check and the engine's bind makes it hang, not exit.
+    if grep -qs "address already in use" "$engine_log"; then
+      log "the engine could not bind a port"
       return 1
     fi
     if ((SECONDS >= deadline)); then
       log "not healthy after ${START_TIMEOUT}s"
-      show_logs
-      stop_group "$pid" || true
-      rm -f "$PIDFILE"
       return 1
+    fi
+    if [[ -z "$engine_started" && -s "$engine_log" ]]; then engine_started=$SECONDS; fi
+    if [[ -n "$engine_started" ]] && ((SECONDS - engine_started >= STALL_TIMEOUT)); then
+      return 2
     fi
     sleep 0.5
   done
-  log "up: grpc 127.0.0.1:$PORT (MILVUS_URI=http://127.0.0.1:$PORT), health $HEALTH_URL"
+  return 0
 }
 
 cmd_down() {
@@ -167,11 +245,11 @@ cmd_status() {
 }
 
 case "${1:-}" in
-  up) cmd_up ;;
+  up) cmd_up "${2:-}" ;;
   down) cmd_down ;;
   status) cmd_status ;;
   *)
-    echo "usage: $0 up|down|status" >&2
+    echo "usage: $0 up [--fresh]|down|status" >&2
     exit 2
     ;;
 esac

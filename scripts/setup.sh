@@ -11,6 +11,16 @@ ORT_LIB=libonnxruntime.so.1.31.1
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# --- System packages: libjpeg-turbo is built from source (cmake) with its SIMD code (nasm) ----
+missing=()
+for tool in cmake nasm; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "apt-get install ${missing[*]}"
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 # --- Python tools: reference pipeline, milvus-server, moto, cargo-lambda, cfn-lint -------------
 stamp="$VENV/.requirements.sha256"
 want=$(sha256sum tools/requirements.txt | cut -d' ' -f1)
@@ -26,23 +36,7 @@ fi
 # --- ONNX Runtime shared library from the pinned wheel -----------------------------------------
 if [ ! -f "$ORT_DIR/$ORT_LIB" ]; then
   step "ONNX Runtime $ORT_LIB from the onnxruntime==1.31.1 wheel (hash-pinned)"
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  "$VENV/bin/pip" download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-    --python-version 3.11 --platform manylinux_2_28_x86_64 --require-hashes \
-    -r tools/onnxruntime.lock -d "$tmp"
-  mkdir -p "$ORT_DIR"
-  "$VENV/bin/python" - "$tmp" "$ORT_DIR" "$ORT_LIB" <<'PY'
-import glob, os, sys, zipfile
-tmp, out, lib = sys.argv[1:4]
-(wheel,) = glob.glob(os.path.join(tmp, "onnxruntime-*.whl"))
-with zipfile.ZipFile(wheel) as z:
-    for name in (lib, "libonnxruntime_providers_shared.so"):
-        member = "onnxruntime/capi/" + name
-        with z.open(member) as src, open(os.path.join(out, name), "wb") as dst:
-            dst.write(src.read())
-print("extracted", lib, "from", os.path.basename(wheel))
-PY
+  bash scripts/fetch-onnxruntime.sh x86_64 "$ORT_DIR"
 else
   step "ONNX Runtime library present ($ORT_DIR/$ORT_LIB)"
 fi

@@ -7,8 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clipsearch::config::{MilvusIndexKind, MilvusSettings};
 use clipsearch::store::{
-    ImageIndex, ImageRecord, IndexSpec, Location, MilvusIndex, RemoveOutcome, SearchRequest,
-    MAX_LOCATIONS,
+    ImageIndex, ImageRecord, IndexSpec, Location, MilvusIndex, RemoveOutcome, SearchRequest, MAX_LOCATIONS,
 };
 use clipsearch::Error;
 use sha2::{Digest, Sha256};
@@ -150,10 +149,7 @@ async fn another_dimension_or_model_is_refused() {
         // A record embedded by another model is refused too.
         let mut foreign = record("foreign", Rng(1).unit_vector(DIM), &["f.jpg"]);
         foreign.model = "another-model".into();
-        assert!(matches!(
-            index.upsert(foreign).await,
-            Err(Error::SchemaMismatch(_))
-        ));
+        assert!(matches!(index.upsert(foreign).await, Err(Error::SchemaMismatch(_))));
         assert_eq!(index.count().await.unwrap(), 0);
     });
 }
@@ -244,7 +240,13 @@ async fn thousand_records_search_filters_and_count() {
         keys.sort();
         assert_eq!(
             keys,
-            ["odd/0011.jpg", "odd/0013.jpg", "odd/0015.jpg", "odd/0017.jpg", "odd/0019.jpg"]
+            [
+                "odd/0011.jpg",
+                "odd/0013.jpg",
+                "odd/0015.jpg",
+                "odd/0017.jpg",
+                "odd/0019.jpg"
+            ]
         );
         // A prefix nothing has.
         let none = SearchRequest {
@@ -268,28 +270,27 @@ async fn same_content_under_two_keys_is_one_record() {
         assert!(index.exists(&id).await.unwrap());
         // The same bytes arrive under another key: ingest would skip inference and either
         // add the location or upsert again; both keep one record.
-        index.upsert(record("cat", vector.clone(), &["b/cat copy.jpg"])).await.unwrap();
+        index
+            .upsert(record("cat", vector.clone(), &["b/cat copy.jpg"]))
+            .await
+            .unwrap();
         assert_eq!(index.count().await.unwrap(), 1);
         let stored = index.get(&id).await.unwrap().expect("record");
         assert_eq!(
             stored.locations,
-            vec![Location::new(BUCKET, "a/cat.jpg"), Location::new(BUCKET, "b/cat copy.jpg")]
+            vec![
+                Location::new(BUCKET, "a/cat.jpg"),
+                Location::new(BUCKET, "b/cat copy.jpg")
+            ]
         );
         assert_eq!(stored.embedding.len(), DIM);
-        assert!(stored
-            .embedding
-            .iter()
-            .zip(&vector)
-            .all(|(a, b)| (a - b).abs() < 1e-6));
+        assert!(stored.embedding.iter().zip(&vector).all(|(a, b)| (a - b).abs() < 1e-6));
         assert_eq!(stored.model, MODEL);
 
         let third = Location::new("archive", "c/cat.jpg");
         assert!(index.add_location(&id, &third).await.unwrap());
         assert!(index.add_location(&id, &third).await.unwrap(), "idempotent");
-        assert!(!index
-            .add_location(&sha256_hex(b"unknown"), &third)
-            .await
-            .unwrap());
+        assert!(!index.add_location(&sha256_hex(b"unknown"), &third).await.unwrap());
         assert_eq!(index.get(&id).await.unwrap().unwrap().locations.len(), 3);
         // Upper-case ids are the same id.
         assert!(index.exists(&id.to_uppercase()).await.unwrap());
@@ -327,10 +328,7 @@ async fn same_content_under_two_keys_is_one_record() {
         assert!(!index.exists(&id).await.unwrap());
         assert!(index.get(&id).await.unwrap().is_none());
         assert_eq!(index.count().await.unwrap(), 0);
-        assert_eq!(
-            index.remove_location(&third).await.unwrap(),
-            RemoveOutcome::NotIndexed
-        );
+        assert_eq!(index.remove_location(&third).await.unwrap(), RemoveOutcome::NotIndexed);
     });
 }
 
@@ -350,10 +348,7 @@ async fn an_overwritten_key_moves_to_the_new_content() {
         // Content with another location keeps it.
         index.upsert(kept.clone()).await.unwrap();
         assert!(!index.exists(&new.id).await.unwrap());
-        assert_eq!(
-            index.get(&kept.id).await.unwrap().unwrap().locations.len(),
-            2
-        );
+        assert_eq!(index.get(&kept.id).await.unwrap().unwrap().locations.len(), 2);
         assert_eq!(index.count().await.unwrap(), 1);
     });
 }
@@ -412,27 +407,18 @@ async fn hostile_keys_are_stored_and_matched_literally() {
 
         // Hostile ids are refused before reaching Milvus.
         for bad_id in [r#"" or 1==1"#, "*", ""] {
-            assert!(matches!(
-                index.exists(bad_id).await,
-                Err(Error::InvalidRequest(_))
-            ));
+            assert!(matches!(index.exists(bad_id).await, Err(Error::InvalidRequest(_))));
             let request = SearchRequest {
                 exclude_id: Some(bad_id.to_string()),
                 ..query(&plain.embedding, 5)
             };
-            assert!(matches!(
-                index.search(&request).await,
-                Err(Error::InvalidRequest(_))
-            ));
+            assert!(matches!(index.search(&request).await, Err(Error::InvalidRequest(_))));
         }
 
         // Removing a hostile key touches its record only.
         for (i, (r, key)) in records.iter().zip(hostile).enumerate() {
             assert_eq!(
-                index
-                    .remove_location(&Location::new(BUCKET, key))
-                    .await
-                    .unwrap(),
+                index.remove_location(&Location::new(BUCKET, key)).await.unwrap(),
                 RemoveOutcome::RecordDeleted { id: r.id.clone() }
             );
             assert_eq!(

@@ -1,6 +1,9 @@
 //! The `clipsearch` command: thin over the library's use cases.
 
 mod embed;
+mod index;
+mod relay;
+mod search;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +24,12 @@ enum Command {
     /// Print CLIP embeddings as JSON lines (one per input).
     #[command(subcommand)]
     Embed(EmbedCommand),
+    /// Backfill: index every image under s3://bucket/prefix or in a local folder.
+    Index(index::IndexArgs),
+    /// Development: deliver the local ingest queue to the function under `cargo lambda watch`.
+    Relay(relay::RelayArgs),
+    /// Search the index by text, image file or id (the search function's use case).
+    Search(search::SearchArgs),
 }
 
 #[derive(Args)]
@@ -66,6 +75,9 @@ fn run(cli: Cli) -> Result<bool> {
             files,
         }) => embed::images(&clip_settings(&model)?, &files, save_crops.as_deref()),
         Command::Embed(EmbedCommand::Text { model, texts }) => embed::texts(&clip_settings(&model)?, &texts),
+        Command::Index(args) => index::command(args),
+        Command::Relay(args) => relay::command(args),
+        Command::Search(args) => search::command(args),
     }
 }
 

@@ -43,6 +43,8 @@ pub struct ClipSettings {
     pub max_image_pixels: u64,
     /// `CLIPSEARCH_BATCH_SIZE`: images per ONNX run.
     pub batch_size: usize,
+    /// `CLIPSEARCH_DECODE_THREADS`: threads decoding images in `embed_many` (0 = all cores).
+    pub decode_threads: usize,
 }
 
 pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 50 * 1024 * 1024;
@@ -59,6 +61,7 @@ impl ClipSettings {
             max_image_bytes: env_parse("CLIPSEARCH_MAX_IMAGE_BYTES", DEFAULT_MAX_IMAGE_BYTES)?,
             max_image_pixels: env_parse("CLIPSEARCH_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)?,
             batch_size: env_parse("CLIPSEARCH_BATCH_SIZE", 8usize)?.max(1),
+            decode_threads: env_parse("CLIPSEARCH_DECODE_THREADS", 0usize)?,
         })
     }
 }
@@ -73,6 +76,7 @@ impl Default for ClipSettings {
             max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
             max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
             batch_size: 8,
+            decode_threads: 0,
         }
     }
 }
@@ -232,9 +236,7 @@ impl MilvusSettings {
             ivf_nprobe: positive("MILVUS_IVF_NPROBE", d.ivf_nprobe)?,
         };
         if settings.password.is_some() && settings.user.is_none() {
-            return Err(Error::Config(
-                "MILVUS_PASSWORD is set but MILVUS_USER is not".into(),
-            ));
+            return Err(Error::Config("MILVUS_PASSWORD is set but MILVUS_USER is not".into()));
         }
         Ok(settings)
     }

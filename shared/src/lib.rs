@@ -2,7 +2,11 @@
 pub mod clip;
 pub mod config;
 pub mod error;
+pub mod events;
+pub mod ingest;
+pub mod model_source;
 pub mod objects;
+pub mod search;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -89,17 +89,26 @@ fn filter(resample: Resample) -> ResizeAlg {
 }
 
 fn resize(rgb: &RgbImage, width: u32, height: u32, resample: Resample) -> Result<RgbImage> {
-    if (width, height) == rgb.dimensions() {
+    let (src_w, src_h) = rgb.dimensions();
+    if (width, height) == (src_w, src_h) {
         return Ok(rgb.clone());
     }
+    // Pillow resamples horizontally first, then vertically, rounding to 8 bits in between.
+    // `fast_image_resize` may pick the other order, which is equivalent in exact arithmetic but
+    // not after the intermediate rounding and clipping: on strong upscales of noisy images
+    // (17x9 → 423x224) the crops then differ by up to 20 levels. So: two explicit passes.
+    if width != src_w && height != src_h {
+        let horizontal = resize_pass(rgb, width, src_h, resample)?;
+        return resize_pass(&horizontal, width, height, resample);
+    }
+    resize_pass(rgb, width, height, resample)
+}
+
+/// One `fast_image_resize` call; with only one dimension changing it is a single pass.
+fn resize_pass(rgb: &RgbImage, width: u32, height: u32, resample: Resample) -> Result<RgbImage> {
     let resize_err = |e: &dyn std::fmt::Display| Error::Inference(format!("resize: {e}"));
-    let src = fast_image_resize::images::ImageRef::new(
-        rgb.width(),
-        rgb.height(),
-        rgb.as_raw(),
-        PixelType::U8x3,
-    )
-    .map_err(|e| resize_err(&e))?;
+    let src = fast_image_resize::images::ImageRef::new(rgb.width(), rgb.height(), rgb.as_raw(), PixelType::U8x3)
+        .map_err(|e| resize_err(&e))?;
     let mut dst = FirImage::new(width, height, PixelType::U8x3);
     Resizer::new()
         .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(filter(resample)))

@@ -76,6 +76,34 @@ impl S3Objects {
         Ok(())
     }
 
+    /// Streams an object into a file (model files are hundreds of MB: never held in memory).
+    pub async fn download_to(&self, bucket: &str, key: &str, path: &std::path::Path) -> Result<u64> {
+        use std::io::Write;
+        let response = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(e, bucket, key))?;
+        let partial = path.with_extension("part");
+        let mut file = std::fs::File::create(&partial).map_err(|e| Error::io(format!("creating {}", partial.display()), e))?;
+        let mut body = response.body;
+        let mut written = 0u64;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| Error::ObjectStoreUnavailable(format!("reading s3://{bucket}/{key}: {e}")))?
+        {
+            file.write_all(&chunk)
+                .map_err(|e| Error::io(format!("writing {}", partial.display()), e))?;
+            written += chunk.len() as u64;
+        }
+        std::fs::rename(&partial, path).map_err(|e| Error::io(format!("renaming {}", partial.display()), e))?;
+        Ok(written)
+    }
+
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
         self.client
             .delete_object()

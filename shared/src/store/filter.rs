@@ -38,10 +38,7 @@ pub fn string_literal(value: &str) -> Result<String> {
 
 /// `field in ["v1", "v2", …]`, every value escaped.
 pub fn in_list<'a>(field: &str, values: impl IntoIterator<Item = &'a str>) -> Result<String> {
-    let literals = values
-        .into_iter()
-        .map(string_literal)
-        .collect::<Result<Vec<_>>>()?;
+    let literals = values.into_iter().map(string_literal).collect::<Result<Vec<_>>>()?;
     Ok(format!("{field} in [{}]", literals.join(", ")))
 }
 
@@ -101,11 +98,7 @@ pub fn and_all(clauses: &[String]) -> String {
     match clauses {
         [] => String::new(),
         [only] => only.clone(),
-        many => many
-            .iter()
-            .map(|c| format!("({c})"))
-            .collect::<Vec<_>>()
-            .join(" and "),
+        many => many.iter().map(|c| format!("({c})")).collect::<Vec<_>>().join(" and "),
     }
 }
 
@@ -172,10 +165,7 @@ mod tests {
             }
             prev_backslashes = if c == '\\' { prev_backslashes + 1 } else { 0 };
         }
-        assert_eq!(
-            equals("id", hostile).unwrap(),
-            r#"id == "x\" or 1==1 or id != \"y""#
-        );
+        assert_eq!(equals("id", hostile).unwrap(), r#"id == "x\" or 1==1 or id != \"y""#);
     }
 
     #[test]
@@ -193,7 +183,15 @@ mod tests {
 
     #[test]
     fn control_and_non_ascii_characters_are_escaped() {
-        for s in ["tab\there", "new\nline", "cr\r", "é/ü", "emoji 😀", "\u{7f}", "\u{2028}"] {
+        for s in [
+            "tab\there",
+            "new\nline",
+            "cr\r",
+            "é/ü",
+            "emoji 😀",
+            "\u{7f}",
+            "\u{2028}",
+        ] {
             let literal = string_literal(s).unwrap();
             assert!(literal.is_ascii(), "{literal}");
             assert!(!literal.contains('\n') && !literal.contains('\r'));
@@ -205,18 +203,12 @@ mod tests {
 
     #[test]
     fn nul_is_refused() {
-        assert!(matches!(
-            string_literal("a\0b"),
-            Err(Error::InvalidRequest(_))
-        ));
+        assert!(matches!(string_literal("a\0b"), Err(Error::InvalidRequest(_))));
     }
 
     #[test]
     fn in_list_escapes_each_value() {
-        assert_eq!(
-            in_list("id", ["a", "b\"c"]).unwrap(),
-            r#"id in ["a", "b\"c"]"#
-        );
+        assert_eq!(in_list("id", ["a", "b\"c"]).unwrap(), r#"id in ["a", "b\"c"]"#);
     }
 
     #[test]
@@ -254,9 +246,6 @@ mod tests {
     fn and_all_parenthesises() {
         assert_eq!(and_all(&[]), "");
         assert_eq!(and_all(&["a == 1".into()]), "a == 1");
-        assert_eq!(
-            and_all(&["a == 1".into(), "b or c".into()]),
-            "(a == 1) and (b or c)"
-        );
+        assert_eq!(and_all(&["a == 1".into(), "b or c".into()]), "(a == 1) and (b or c)");
     }
 }

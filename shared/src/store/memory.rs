@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::{
-    dedup_locations, matching_first, normalize_id, too_many_locations, validate_record,
-    validate_search, validate_vector, ImageIndex, ImageRecord, IndexSpec, Location,
-    RemoveOutcome, SearchHit, SearchRequest, MAX_LOCATIONS,
+    dedup_locations, matching_first, normalize_id, too_many_locations, validate_record, validate_search,
+    validate_vector, ImageIndex, ImageRecord, IndexSpec, Location, RemoveOutcome, SearchHit, SearchRequest,
+    MAX_LOCATIONS,
 };
 use crate::{Error, Result};
 
@@ -231,10 +231,7 @@ mod tests {
                 index.remove_location(&x2).await.unwrap(),
                 RemoveOutcome::RecordDeleted { .. }
             ));
-            assert_eq!(
-                index.remove_location(&x2).await.unwrap(),
-                RemoveOutcome::NotIndexed
-            );
+            assert_eq!(index.remove_location(&x2).await.unwrap(), RemoveOutcome::NotIndexed);
             assert_eq!(index.count().await.unwrap(), 1);
         });
     }

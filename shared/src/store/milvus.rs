@@ -20,9 +20,8 @@ use tokio::sync::{Mutex, OnceCell};
 
 use super::schema::{self, MAX_LOCATIONS};
 use super::{
-    dedup_locations, filter, matching_first, normalize_id, too_many_locations, validate_record,
-    validate_search, validate_vector, ImageIndex, ImageRecord, IndexSpec, Location,
-    RemoveOutcome, SearchHit, SearchRequest,
+    dedup_locations, filter, matching_first, normalize_id, too_many_locations, validate_record, validate_search,
+    validate_vector, ImageIndex, ImageRecord, IndexSpec, Location, RemoveOutcome, SearchHit, SearchRequest,
 };
 use crate::config::{MilvusIndexKind, MilvusSettings};
 use crate::{Error, Result};
@@ -83,8 +82,7 @@ impl MilvusIndex {
         if let Some(token) = &settings.token {
             config = config.token(token.clone());
         } else if let Some(user) = &settings.user {
-            config =
-                config.username_password(user, settings.password.as_deref().unwrap_or_default());
+            config = config.username_password(user, settings.password.as_deref().unwrap_or_default());
         }
         if let Some(database) = &settings.database {
             config = config.database(database.clone());
@@ -212,8 +210,7 @@ impl MilvusIndex {
                 .await
                 .map_err(|e| classify("describe_index", e))?;
             let done = described.indexes().iter().any(|index| {
-                index.get_pending_rows() == 0
-                    && u64::try_from(index.get_indexed_rows()).unwrap_or(0) >= total
+                index.get_pending_rows() == 0 && u64::try_from(index.get_indexed_rows()).unwrap_or(0) >= total
             });
             if done {
                 return Ok(());
@@ -230,10 +227,7 @@ impl MilvusIndex {
     // ---- collection setup ----
 
     async fn ready(&self) -> Result<MilvusIndexKind> {
-        self.ready
-            .get_or_try_init(|| self.prepare_collection())
-            .await
-            .copied()
+        self.ready.get_or_try_init(|| self.prepare_collection()).await.copied()
     }
 
     async fn prepare_collection(&self) -> Result<MilvusIndexKind> {
@@ -333,12 +327,8 @@ impl MilvusIndex {
             .await;
         let described = match described {
             Ok(d) => d,
-            Err(SdkError::Server(e)) if e.reason().to_ascii_lowercase().contains("not found") => {
-                return Ok(None)
-            }
-            Err(SdkError::Server(e)) if e.reason().to_ascii_lowercase().contains("not exist") => {
-                return Ok(None)
-            }
+            Err(SdkError::Server(e)) if e.reason().to_ascii_lowercase().contains("not found") => return Ok(None),
+            Err(SdkError::Server(e)) if e.reason().to_ascii_lowercase().contains("not exist") => return Ok(None),
             Err(e) => return Err(classify("describe_index", e)),
         };
         let Some(index) = described
@@ -416,10 +406,7 @@ impl MilvusIndex {
             }
             MilvusIndexKind::IvfFlat => HashMap::from([(
                 "nprobe".to_owned(),
-                self.settings
-                    .ivf_nprobe
-                    .min(self.settings.ivf_nlist)
-                    .to_string(),
+                self.settings.ivf_nprobe.min(self.settings.ivf_nlist).to_string(),
             )]),
             MilvusIndexKind::AutoIndex | MilvusIndexKind::Flat => HashMap::new(),
         }
@@ -456,9 +443,7 @@ impl MilvusIndex {
             .map_err(|e| classify("query", e))?;
         let columns = Columns::new(response.results().get_output_fields());
         let ids = columns.strings(schema::ID)?;
-        (0..ids.len())
-            .map(|row| columns.record(row, with_embedding))
-            .collect()
+        (0..ids.len()).map(|row| columns.record(row, with_embedding)).collect()
     }
 
     async fn fetch(&self, id: &str, with_embedding: bool) -> Result<Option<ImageRecord>> {
@@ -768,19 +753,17 @@ impl ImageIndex for MilvusIndex {
             let scores = result.get_scores();
             let columns = Columns::new(result.get_output_fields());
             for (row, id) in ids.into_iter().enumerate() {
-                let score = scores.get(row).copied().ok_or_else(|| {
-                    Error::Store("search result has fewer scores than ids".into())
-                })?;
+                let score = scores
+                    .get(row)
+                    .copied()
+                    .ok_or_else(|| Error::Store("search result has fewer scores than ids".into()))?;
                 if request.min_score.is_some_and(|min| score < min) {
                     continue;
                 }
                 hits.push(SearchHit {
                     id,
                     score,
-                    locations: matching_first(
-                        columns.locations(row)?,
-                        request.key_prefix.as_deref(),
-                    ),
+                    locations: matching_first(columns.locations(row)?, request.key_prefix.as_deref()),
                     content_type: columns.string(schema::CONTENT_TYPE, row)?,
                     width: clamp_u32(columns.int(schema::WIDTH, row)?),
                     height: clamp_u32(columns.int(schema::HEIGHT, row)?),
@@ -857,38 +840,29 @@ impl<'a> Columns<'a> {
     }
 
     fn string(&self, name: &str, row: usize) -> Result<String> {
-        self.strings(name)?
-            .get(row)
-            .cloned()
-            .ok_or_else(|| short(name, row))
+        self.strings(name)?.get(row).cloned().ok_or_else(|| short(name, row))
     }
 
     fn int(&self, name: &str, row: usize) -> Result<i64> {
         match self.field(name)? {
             FieldData::Int64 { values, .. } => values.get(row).copied().ok_or_else(|| short(name, row)),
-            FieldData::Int32 { values, .. } => values
-                .get(row)
-                .map(|v| i64::from(*v))
-                .ok_or_else(|| short(name, row)),
+            FieldData::Int32 { values, .. } => values.get(row).map(|v| i64::from(*v)).ok_or_else(|| short(name, row)),
             other => Err(unexpected(name, other)),
         }
     }
 
     fn string_array(&self, name: &str, row: usize) -> Result<&'a [String]> {
         match self.field(name)? {
-            FieldData::ArrayVarChar { values, .. } => values
-                .get(row)
-                .map(Vec::as_slice)
-                .ok_or_else(|| short(name, row)),
+            FieldData::ArrayVarChar { values, .. } => {
+                values.get(row).map(Vec::as_slice).ok_or_else(|| short(name, row))
+            }
             other => Err(unexpected(name, other)),
         }
     }
 
     fn vector(&self, name: &str, row: usize) -> Result<Vec<f32>> {
         match self.field(name)? {
-            FieldData::FloatVector { values, .. } => {
-                values.get(row).cloned().ok_or_else(|| short(name, row))
-            }
+            FieldData::FloatVector { values, .. } => values.get(row).cloned().ok_or_else(|| short(name, row)),
             other => Err(unexpected(name, other)),
         }
     }

@@ -53,9 +53,7 @@ impl Location {
             )));
         }
         if self.bucket.contains('\0') || self.key.contains('\0') {
-            return Err(Error::InvalidRequest(
-                "bucket and key must not contain NUL".into(),
-            ));
+            return Err(Error::InvalidRequest("bucket and key must not contain NUL".into()));
         }
         Ok(())
     }
@@ -179,9 +177,7 @@ pub fn validate_vector(vector: &[f32], spec: &IndexSpec) -> Result<()> {
         )));
     }
     if vector.iter().any(|v| !v.is_finite()) {
-        return Err(Error::InvalidRequest(
-            "vector contains NaN or infinity".into(),
-        ));
+        return Err(Error::InvalidRequest("vector contains NaN or infinity".into()));
     }
     if vector.iter().all(|v| *v == 0.0) {
         return Err(Error::InvalidRequest("vector is all zeros".into()));
@@ -224,10 +220,7 @@ pub fn validate_record(record: &ImageRecord, spec: &IndexSpec) -> Result<ImageRe
         )));
     }
     if record.locations.is_empty() {
-        return Err(Error::InvalidRequest(format!(
-            "record {} has no location",
-            record.id
-        )));
+        return Err(Error::InvalidRequest(format!("record {} has no location", record.id)));
     }
     for location in &record.locations {
         location.validate()?;
@@ -254,10 +247,7 @@ pub(crate) fn too_many_locations(id: &str) -> Error {
 /// Removes repeated locations, keeping first-seen order.
 pub(crate) fn dedup_locations(locations: Vec<Location>) -> Vec<Location> {
     let mut seen = std::collections::HashSet::new();
-    locations
-        .into_iter()
-        .filter(|l| seen.insert(l.clone()))
-        .collect()
+    locations.into_iter().filter(|l| seen.insert(l.clone())).collect()
 }
 
 /// Puts the locations whose key starts with `prefix` first (stable otherwise).
@@ -296,10 +286,7 @@ mod tests {
     fn vectors_are_checked() {
         assert!(validate_vector(&[1.0, 0.0, 0.0], &spec()).is_ok());
         for bad in [vec![1.0, 0.0], vec![f32::NAN, 0.0, 0.0], vec![0.0; 3]] {
-            assert!(matches!(
-                validate_vector(&bad, &spec()),
-                Err(Error::InvalidRequest(_))
-            ));
+            assert!(matches!(validate_vector(&bad, &spec()), Err(Error::InvalidRequest(_))));
         }
     }
 
@@ -315,10 +302,7 @@ mod tests {
         assert!(validate_search(&request).is_ok());
         for bad in [0, 101] {
             request.top_k = bad;
-            assert!(matches!(
-                validate_search(&request),
-                Err(Error::InvalidRequest(_))
-            ));
+            assert!(matches!(validate_search(&request), Err(Error::InvalidRequest(_))));
         }
     }
 

@@ -99,19 +99,13 @@ pub fn collection_schema(spec: &IndexSpec) -> Result<CollectionSchema> {
 }
 
 pub fn description(spec: &IndexSpec) -> String {
-    format!(
-        "clipsearch images: model={} dimension={}",
-        spec.model, spec.dimension
-    )
+    format!("clipsearch images: model={} dimension={}", spec.model, spec.dimension)
 }
 
 pub fn properties(spec: &IndexSpec) -> HashMap<String, String> {
     HashMap::from([
         (MODEL_PROPERTY.to_owned(), spec.model.clone()),
-        (
-            SCHEMA_VERSION_PROPERTY.to_owned(),
-            SCHEMA_VERSION.to_owned(),
-        ),
+        (SCHEMA_VERSION_PROPERTY.to_owned(), SCHEMA_VERSION.to_owned()),
     ])
 }
 

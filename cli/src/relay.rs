@@ -1,0 +1,239 @@
+//! `clipsearch relay`: a development stand-in for Lambda's SQS event source mapping. Polls the
+//! ingest queue on the local emulator, invokes the function running under `cargo lambda watch`
+//! with an SQS event, and deletes only the messages the function did not report in
+//! `batchItemFailures`. Failed messages stay in the queue: they reappear after the visibility
+//! timeout and, after the queue's `maxReceiveCount`, move to the dead-letter queue, as on AWS.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
+use clipsearch::config::env_opt;
+use serde_json::{json, Value};
+
+#[derive(clap::Args)]
+pub struct RelayArgs {
+    /// The ingest queue's URL.
+    #[arg(long, env = "CLIPSEARCH_QUEUE_URL", conflicts_with = "queue")]
+    pub queue_url: Option<String>,
+    /// The ingest queue's name (looked up when no URL is given).
+    #[arg(long, env = "CLIPSEARCH_QUEUE")]
+    pub queue: Option<String>,
+    /// The function to invoke (its binary name under `cargo lambda watch`).
+    #[arg(long, default_value = "ingest")]
+    pub function: String,
+    /// Base URL of the Lambda emulator [default: http://127.0.0.1:$LAMBDA_PORT, port 9000].
+    #[arg(long, env = "CLIPSEARCH_LAMBDA_URL")]
+    pub lambda_url: Option<String>,
+    /// Messages per invocation (1..=10: one SQS receive, Lambda's default batch is 10).
+    #[arg(long, default_value_t = 10)]
+    pub batch_size: i32,
+    /// Long-poll wait per receive, in seconds (0..=20).
+    #[arg(long, default_value_t = 5)]
+    pub wait_secs: i32,
+    /// Exit after the first receive that returns nothing, instead of polling forever.
+    #[arg(long)]
+    pub until_empty: bool,
+}
+
+/// The subcommand: `Ok(false)` when some messages were left for retry.
+pub fn command(args: RelayArgs) -> Result<bool> {
+    tokio::runtime::Runtime::new()?.block_on(run(args))
+}
+
+#[derive(Default)]
+struct Totals {
+    invocations: u64,
+    delivered: u64,
+    deleted: u64,
+    failed: u64,
+}
+
+pub async fn run(options: RelayArgs) -> Result<bool> {
+    if !(1..=10).contains(&options.batch_size) {
+        bail!("--batch-size must be 1..=10 (one SQS receive)");
+    }
+    if !(0..=20).contains(&options.wait_secs) {
+        bail!("--wait-secs must be 0..=20");
+    }
+    let sqs = sqs_client().await;
+    let queue_url = match (&options.queue_url, &options.queue) {
+        (Some(url), _) => url.clone(),
+        (None, Some(name)) => sqs
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .with_context(|| format!("looking up queue {name}"))?
+            .queue_url()
+            .ok_or_else(|| anyhow!("queue {name} has no URL"))?
+            .to_owned(),
+        (None, None) => bail!("give --queue-url or --queue (or CLIPSEARCH_QUEUE_URL / CLIPSEARCH_QUEUE)"),
+    };
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .with_context(|| format!("reading the attributes of {queue_url}"))?;
+    let queue_arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .unwrap_or_default();
+    let region = queue_arn.split(':').nth(3).unwrap_or("us-east-1").to_owned();
+    let lambda_url = options.lambda_url.clone().unwrap_or_else(|| {
+        format!("http://127.0.0.1:{}", env_opt("LAMBDA_PORT").unwrap_or_else(|| "9000".into()))
+    });
+    let invoke_url = format!(
+        "{}/2015-03-31/functions/{}/invocations",
+        lambda_url.trim_end_matches('/'),
+        options.function
+    );
+    let http = reqwest::Client::builder()
+        // The first invocation may wait for `cargo lambda watch` to compile the function.
+        .timeout(Duration::from_secs(900))
+        .build()?;
+    eprintln!("relay: {queue_url} -> {invoke_url}");
+
+    let mut totals = Totals::default();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(options.batch_size)
+            .wait_time_seconds(options.wait_secs)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .context("receiving from the queue")?;
+        let messages = received.messages();
+        if messages.is_empty() {
+            if options.until_empty {
+                break;
+            }
+            continue;
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                let attributes: serde_json::Map<String, Value> = m
+                    .attributes()
+                    .map(|a| {
+                        a.iter()
+                            .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!({
+                    "messageId": m.message_id().unwrap_or_default(),
+                    "receiptHandle": m.receipt_handle().unwrap_or_default(),
+                    "body": m.body().unwrap_or_default(),
+                    "attributes": attributes,
+                    "messageAttributes": {},
+                    "md5OfBody": m.md5_of_body().unwrap_or_default(),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": queue_arn,
+                    "awsRegion": region,
+                })
+            })
+            .collect();
+        totals.invocations += 1;
+        totals.delivered += messages.len() as u64;
+        let retry = match invoke(&http, &invoke_url, &json!({ "Records": records })).await {
+            Ok(failures) => failures,
+            Err(e) => {
+                // Like the real mapping: an invocation error retries the whole batch.
+                eprintln!("relay: invocation failed, {} message(s) stay queued: {e:#}", messages.len());
+                messages
+                    .iter()
+                    .filter_map(|m| m.message_id().map(str::to_owned))
+                    .collect()
+            }
+        };
+        let done: Vec<DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !retry.contains(m.message_id().unwrap_or_default()))
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let deleted = done.len() as u64;
+        if !done.is_empty() {
+            sqs.delete_message_batch()
+                .queue_url(&queue_url)
+                .set_entries(Some(done))
+                .send()
+                .await
+                .context("deleting handled messages")?;
+        }
+        totals.deleted += deleted;
+        totals.failed += messages.len() as u64 - deleted;
+        eprintln!(
+            "relay: {} message(s): {deleted} done, {} left for retry",
+            messages.len(),
+            messages.len() as u64 - deleted
+        );
+    }
+    println!(
+        "{}",
+        json!({
+            "invocations": totals.invocations,
+            "delivered": totals.delivered,
+            "deleted": totals.deleted,
+            "failed": totals.failed,
+        })
+    );
+    Ok(totals.failed == 0)
+}
+
+/// Invokes the function; returns the ids it asks to retry. A function error or a malformed
+/// answer is an error (the whole batch is retried, as Lambda does).
+async fn invoke(http: &reqwest::Client, url: &str, event: &Value) -> Result<HashSet<String>> {
+    let response = http.post(url).json(event).send().await.context("POST to the Lambda emulator")?;
+    let status = response.status();
+    let text = response.text().await.context("reading the function's answer")?;
+    if !status.is_success() {
+        bail!("HTTP {status}: {text}");
+    }
+    let answer: Value = serde_json::from_str(&text).with_context(|| format!("answer is not JSON: {text}"))?;
+    if answer.get("errorType").is_some() || answer.get("errorMessage").is_some() {
+        bail!("function error: {text}");
+    }
+    let failures = match answer.get("batchItemFailures") {
+        None | Some(Value::Null) => return Ok(HashSet::new()),
+        Some(Value::Array(list)) => list,
+        Some(other) => bail!("batchItemFailures is not a list: {other}"),
+    };
+    failures
+        .iter()
+        .map(|f| {
+            f.get("itemIdentifier")
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow!("a batchItemFailures entry has no itemIdentifier: {f}"))
+        })
+        .collect()
+}
+
+/// SQS on the same endpoint as S3 unless `CLIPSEARCH_SQS_ENDPOINT` says otherwise (moto serves
+/// both on one port); credentials and region from the standard AWS environment.
+async fn sqs_client() -> aws_sdk_sqs::Client {
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let mut config = aws_sdk_sqs::config::Builder::from(&shared);
+    if let Some(endpoint) = env_opt("CLIPSEARCH_SQS_ENDPOINT").or_else(|| env_opt("CLIPSEARCH_S3_ENDPOINT")) {
+        config = config.endpoint_url(endpoint);
+    }
+    if shared.region().is_none() {
+        config = config.region(aws_sdk_sqs::config::Region::new("us-east-1"));
+    }
+    aws_sdk_sqs::Client::from_conf(config.build())
+}

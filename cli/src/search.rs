@@ -1,0 +1,133 @@
+//! `clipsearch search`: the search use case from a terminal, against the configured Milvus.
+//! Results carry no presigned URL (a terminal has no use for one); `--json` prints one
+//! `{"id", "score", "bucket", "key"}` object per line, best first.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{ArgGroup, Args};
+use clipsearch::clip::{Clip, Towers};
+use clipsearch::config::{ClipSettings, MilvusSettings};
+use clipsearch::objects::S3Objects;
+use clipsearch::search::{QueryParts, SearchOptions, SearchParams, SearchSettings, Searcher};
+use clipsearch::store::{IndexSpec, MilvusIndex};
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("query").required(true).args(["text", "image", "id"])))]
+pub struct SearchArgs {
+    /// Search by text, e.g. "a photo of a red circle".
+    #[arg(long)]
+    text: Option<String>,
+    /// Search by an image file.
+    #[arg(long, value_name = "FILE")]
+    image: Option<PathBuf>,
+    /// More like an indexed image (its sha256), which is left out of the results.
+    #[arg(long, value_name = "HASH")]
+    id: Option<String>,
+    /// Number of results (1..=100).
+    #[arg(long, default_value_t = 10)]
+    top_k: i64,
+    /// Drop results whose cosine similarity is lower.
+    #[arg(long)]
+    min_score: Option<f64>,
+    /// Only images stored under a key starting with this.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// One JSON object per result and line.
+    #[arg(long)]
+    json: bool,
+    /// Model directory in Hugging Face export layout.
+    #[arg(long, env = "CLIPSEARCH_MODEL_DIR")]
+    model: PathBuf,
+}
+
+pub fn command(args: SearchArgs) -> Result<bool> {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .try_init();
+    tokio::runtime::Runtime::new()?.block_on(run(args))
+}
+
+async fn run(args: SearchArgs) -> Result<bool> {
+    // Only the tower the query needs (an id query needs none, but the model names the index).
+    let towers = if args.image.is_some() {
+        Towers::IMAGE
+    } else {
+        Towers::TEXT
+    };
+    let settings = SearchSettings {
+        enable_text: towers.text,
+        enable_image: towers.image,
+        ..SearchSettings::from_env()?
+    };
+    let image = match &args.image {
+        Some(path) => Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?),
+        None => None,
+    };
+    let params = SearchParams::build(
+        QueryParts {
+            text: args.text.clone(),
+            image,
+            image_url: None,
+            id: args.id.clone(),
+        },
+        SearchOptions {
+            top_k: Some(args.top_k),
+            min_score: args.min_score,
+            prefix: args.prefix.clone(),
+        },
+        &settings,
+    )?;
+
+    let clip_settings = ClipSettings {
+        model_dir: Some(args.model.clone()),
+        ..ClipSettings::from_env()?
+    };
+    let clip = Clip::load(&clip_settings, towers)?;
+    let spec = IndexSpec {
+        dimension: clip.dimension(),
+        model: clip.name().to_owned(),
+    };
+    let milvus = MilvusSettings::from_env()?;
+    let index = MilvusIndex::connect(&milvus, spec)
+        .await
+        .with_context(|| format!("connecting to Milvus at {}", milvus.uri))?;
+    let searcher: Searcher<Clip, MilvusIndex, S3Objects> =
+        Searcher::new(Arc::new(clip), index, None, settings);
+    let answer = searcher.search(params).await?;
+
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for hit in &answer.results {
+            let line = serde_json::json!({
+                "id": hit.id, "score": hit.score, "bucket": hit.bucket, "key": hit.key,
+            });
+            writeln!(out, "{line}")?;
+        }
+    } else {
+        for (rank, hit) in answer.results.iter().enumerate() {
+            writeln!(
+                out,
+                "{:>3}  {:.4}  {}  s3://{}/{}",
+                rank + 1,
+                hit.score,
+                &hit.id[..12],
+                hit.bucket,
+                hit.key
+            )?;
+        }
+        eprintln!(
+            "{} result(s) in {:.1} ms ({})",
+            answer.results.len(),
+            answer.took_ms,
+            answer.model
+        );
+    }
+    Ok(true)
+}

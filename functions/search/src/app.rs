@@ -1,0 +1,249 @@
+//! Routing: every route of the API, each a few lines over the use case.
+
+use std::time::Instant;
+
+use clipsearch::clip::Encoder;
+use clipsearch::objects::{ObjectSource, Presigner};
+use clipsearch::search::Searcher;
+use clipsearch::store::ImageIndex;
+use lambda_http::http::{header, Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::assets;
+use crate::error::ApiError;
+use crate::index::Health;
+use crate::request;
+
+/// Lambda's synchronous request payload limit.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+/// Every route: `(method, path template)`. The OpenAPI test checks the document against it.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/openapi.json"),
+    ("GET", "/health"),
+    ("GET", "/search"),
+    ("POST", "/search"),
+    ("GET", "/images/{id}"),
+    ("POST", "/uploads"),
+];
+
+/// The search function: the use case plus what HTTP needs.
+pub struct App<E, I, O> {
+    searcher: Searcher<E, I, O>,
+    max_body_bytes: usize,
+    page: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadBody {
+    filename: String,
+    content_type: String,
+}
+
+#[derive(Serialize)]
+struct HealthBody<'a> {
+    status: &'a str,
+    milvus: MilvusHealth,
+    model: ModelHealth<'a>,
+}
+
+#[derive(Serialize)]
+struct MilvusHealth {
+    reachable: bool,
+}
+
+#[derive(Serialize)]
+struct ModelHealth<'a> {
+    name: &'a str,
+    dimension: usize,
+    text: bool,
+    image: bool,
+}
+
+impl<E, I, O> App<E, I, O>
+where
+    E: Encoder + 'static,
+    I: ImageIndex + Health,
+    O: ObjectSource + Presigner,
+{
+    pub fn new(searcher: Searcher<E, I, O>, max_body_bytes: usize) -> Self {
+        Self {
+            searcher,
+            max_body_bytes,
+            page: assets::page(),
+        }
+    }
+
+    pub fn searcher(&self) -> &Searcher<E, I, O> {
+        &self.searcher
+    }
+
+    /// Answers one request; never fails (errors become JSON error answers).
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let response = match self.route(request).await {
+            Ok(response) => response,
+            Err(error) => error.into_response(),
+        };
+        tracing::info!(
+            method = %method,
+            path,
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+        response
+    }
+
+    async fn route(&self, request: Request) -> Result<Response<Body>, ApiError> {
+        let path = normalize(request.uri().path());
+        let method = request.method();
+        let get_only = |m: &Method| {
+            if m == Method::GET || m == Method::HEAD {
+                Ok(())
+            } else {
+                Err(ApiError::method_not_allowed("GET"))
+            }
+        };
+        match path.as_str() {
+            "/" | "/index.html" => {
+                get_only(method)?;
+                Ok(html(&self.page))
+            }
+            "/openapi.json" => {
+                get_only(method)?;
+                Ok(raw_json(StatusCode::OK, assets::OPENAPI.to_owned()))
+            }
+            "/health" => {
+                get_only(method)?;
+                Ok(self.health().await)
+            }
+            "/search" => {
+                let params = match *method {
+                    Method::GET => request::from_query_string(&request, self.searcher.settings())?,
+                    Method::POST => {
+                        self.check_size(&request)?;
+                        request::from_body(&request, self.searcher.settings()).await?
+                    }
+                    _ => return Err(ApiError::method_not_allowed("GET, POST")),
+                };
+                tracing::info!(kind = params.query.kind(), top_k = params.top_k, "search");
+                let answer = self.searcher.search(params).await?;
+                Ok(json(StatusCode::OK, &answer))
+            }
+            "/uploads" => {
+                if method != Method::POST {
+                    return Err(ApiError::method_not_allowed("POST"));
+                }
+                self.check_size(&request)?;
+                let (essence, full) = request::media_type(&request);
+                if !(essence.is_empty() || essence == "application/json") {
+                    return Err(ApiError::unsupported_media_type(&full));
+                }
+                let body: UploadBody = serde_json::from_slice(request.body().as_ref())
+                    .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
+                let ticket = self
+                    .searcher
+                    .upload(&body.filename, &body.content_type)
+                    .await?;
+                Ok(json(StatusCode::OK, &ticket))
+            }
+            p => match p.strip_prefix("/images/") {
+                Some(id) if !id.is_empty() && !id.contains('/') => {
+                    get_only(method)?;
+                    let info = self.searcher.image(id).await?;
+                    Ok(json(StatusCode::OK, &info))
+                }
+                _ => Err(ApiError::route_not_found(p)),
+            },
+        }
+    }
+
+    fn check_size(&self, request: &Request) -> Result<(), ApiError> {
+        let size = request.body().len();
+        if size > self.max_body_bytes {
+            return Err(ApiError::payload_too_large(size, self.max_body_bytes));
+        }
+        Ok(())
+    }
+
+    async fn health(&self) -> Response<Body> {
+        let reachable = match self.searcher.index().health().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(code = e.code(), error = %e, "health: index unavailable");
+                false
+            }
+        };
+        let settings = self.searcher.settings();
+        let body = HealthBody {
+            status: if reachable { "ok" } else { "unavailable" },
+            milvus: MilvusHealth { reachable },
+            model: ModelHealth {
+                name: self.searcher.model(),
+                dimension: self.searcher.encoder().dimension(),
+                text: settings.enable_text,
+                image: settings.enable_image,
+            },
+        };
+        let status = if reachable {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        json(status, &body)
+    }
+}
+
+/// `/search/` and `/search` are the same route; `//x` is `/x`.
+fn normalize(path: &str) -> String {
+    let joined = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("/");
+    format!("/{joined}")
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    match serde_json::to_string(value) {
+        Ok(text) => raw_json(status, text),
+        Err(e) => {
+            tracing::error!(error = %e, "response serialisation failed");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+                .into_response()
+        }
+    }
+}
+
+fn raw_json(status: StatusCode, text: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from(text))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+fn html(page: &str) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-content-type-options", "nosniff")
+        .header("referrer-policy", "no-referrer")
+        // Inline script and style only; images and uploads go to S3 (any host: AWS or the
+        // local emulator), API calls to this origin.
+        .header(
+            "content-security-policy",
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             img-src * data: blob:; connect-src *; base-uri 'none'; form-action 'none'",
+        )
+        .body(Body::from(page.to_owned()))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}

@@ -1,0 +1,70 @@
+//! The search Lambda as a library: `main.rs` builds an [`App`] once per cold start and hands it
+//! every request. Routes live in [`app`], body parsing in [`request`], error answers in
+//! [`error`], the page and the OpenAPI document in [`assets`].
+
+pub mod app;
+pub mod assets;
+pub mod error;
+pub mod index;
+pub mod request;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clipsearch::clip::Clip;
+use clipsearch::config::{env_parse, ClipSettings, MilvusSettings};
+use clipsearch::objects::{ObjectSettings, S3Objects};
+use clipsearch::search::{SearchSettings, Searcher};
+use clipsearch::store::IndexSpec;
+
+pub use app::{App, DEFAULT_MAX_BODY_BYTES, ROUTES};
+pub use index::LazyMilvus;
+
+/// The deployed function's types.
+pub type SearchApp = App<Clip, LazyMilvus, S3Objects>;
+
+/// One JSON object per log line (CloudWatch Logs Insights filters on the fields).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .with_target(false)
+        .init();
+}
+
+/// The cold start: loads only the towers the configuration enables, makes the S3 client and
+/// connects to Milvus (a failure there is logged, not fatal: requests answer 503 and retry).
+pub async fn from_env() -> anyhow::Result<SearchApp> {
+    let started = std::time::Instant::now();
+    let settings = SearchSettings::from_env()?;
+    let clip_settings = ClipSettings::from_env()?;
+    let towers = settings.towers();
+    let clip = tokio::task::spawn_blocking(move || Clip::load(&clip_settings, towers))
+        .await
+        .context("loading the model")??;
+    let spec = IndexSpec {
+        dimension: clip.dimension(),
+        model: clip.name().to_owned(),
+    };
+    let model_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let objects = S3Objects::connect(&ObjectSettings::from_env()?).await;
+    let index = LazyMilvus::new(MilvusSettings::from_env()?, spec);
+    if let Err(e) = index.connected().await {
+        tracing::warn!(code = e.code(), error = %e, "Milvus not reachable at start; will retry per request");
+    }
+    let max_body: usize = env_parse("CLIPSEARCH_MAX_REQUEST_BYTES", DEFAULT_MAX_BODY_BYTES)?;
+    tracing::info!(
+        model = clip.name(),
+        text = towers.text,
+        image = towers.image,
+        model_ms,
+        init_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "ready"
+    );
+    let searcher = Searcher::new(Arc::new(clip), index, Some(objects), settings);
+    Ok(App::new(searcher, max_body))
+}

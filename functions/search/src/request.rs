@@ -1,0 +1,141 @@
+//! Turns the three shapes of `POST /search` (JSON, multipart form, raw image body) and the
+//! query string of `GET /search` into the use case's [`SearchParams`].
+
+use std::collections::HashMap;
+
+use clipsearch::search::{QueryParts, SearchBody, SearchOptions, SearchParams, SearchSettings};
+use lambda_http::http::header;
+use lambda_http::Request;
+
+use crate::error::ApiError;
+
+/// Query-string parameters (first value wins).
+pub fn query_params(request: &Request) -> HashMap<String, String> {
+    let mut params = HashMap::new();
+    if let Some(query) = request.uri().query() {
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            params
+                .entry(name.into_owned())
+                .or_insert_with(|| value.into_owned());
+        }
+    }
+    params
+}
+
+/// The media type of the body, lowercase, without parameters (`""` when absent).
+pub fn media_type(request: &Request) -> (String, String) {
+    let full = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let essence = full
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    (essence, full)
+}
+
+fn options_from(params: &HashMap<String, String>) -> Result<SearchOptions, ApiError> {
+    Ok(SearchOptions::from_strings(
+        params.get("top_k").map(String::as_str),
+        params.get("min_score").map(String::as_str),
+        params.get("prefix").map(String::as_str),
+    )?)
+}
+
+/// `GET /search?q=…&top_k=…&min_score=…&prefix=…` (also `id=` and `image_url=`).
+pub fn from_query_string(
+    request: &Request,
+    settings: &SearchSettings,
+) -> Result<SearchParams, ApiError> {
+    let mut params = query_params(request);
+    let parts = QueryParts {
+        text: params.remove("q").or_else(|| params.remove("text")),
+        image: None,
+        image_url: params.remove("image_url"),
+        id: params.remove("id"),
+    };
+    Ok(SearchParams::build(
+        parts,
+        options_from(&params)?,
+        settings,
+    )?)
+}
+
+/// `POST /search`, by content type.
+pub async fn from_body(
+    request: &Request,
+    settings: &SearchSettings,
+) -> Result<SearchParams, ApiError> {
+    let body: &[u8] = request.body().as_ref();
+    let (essence, full) = media_type(request);
+    match essence.as_str() {
+        // A client that forgets the header almost always sends JSON (curl -d does).
+        "" | "application/json" | "text/json" => {
+            Ok(SearchBody::from_json(body)?.into_params(settings)?)
+        }
+        e if e.ends_with("+json") => Ok(SearchBody::from_json(body)?.into_params(settings)?),
+        "multipart/form-data" => multipart(body, &full, request, settings).await,
+        e if e.starts_with("image/") || e == "application/octet-stream" => {
+            let parts = QueryParts {
+                image: Some(body.to_vec()),
+                ..Default::default()
+            };
+            Ok(SearchParams::build(
+                parts,
+                options_from(&query_params(request))?,
+                settings,
+            )?)
+        }
+        _ => Err(ApiError::unsupported_media_type(&full)),
+    }
+}
+
+/// A form with an `image` file (or `text`, `image_url`, `id`) and optional `top_k`,
+/// `min_score`, `prefix` fields; options missing from the form are read from the query string.
+async fn multipart(
+    body: &[u8],
+    content_type: &str,
+    request: &Request,
+    settings: &SearchSettings,
+) -> Result<SearchParams, ApiError> {
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|_| ApiError::bad_request("multipart/form-data without a boundary"))?;
+    let data = bytes::Bytes::copy_from_slice(body);
+    let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(data) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    let malformed = |e: multer::Error| ApiError::bad_request(format!("malformed multipart body: {e}"));
+
+    let mut parts = QueryParts::default();
+    let mut options = query_params(request);
+    while let Some(field) = form.next_field().await.map_err(malformed)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let is_file = field.file_name().is_some();
+        match name.as_str() {
+            "image" | "file" => {
+                parts.image = Some(field.bytes().await.map_err(malformed)?.to_vec())
+            }
+            "text" | "q" => parts.text = Some(field.text().await.map_err(malformed)?),
+            "image_url" => parts.image_url = Some(field.text().await.map_err(malformed)?),
+            "id" => parts.id = Some(field.text().await.map_err(malformed)?),
+            "top_k" | "min_score" | "prefix" => {
+                options.insert(name, field.text().await.map_err(malformed)?);
+            }
+            _ if is_file && parts.image.is_none() => {
+                parts.image = Some(field.bytes().await.map_err(malformed)?.to_vec())
+            }
+            other => {
+                let shown: String = other.chars().take(60).collect();
+                return Err(ApiError::bad_request(format!(
+                    "unknown form field {shown:?} (expected image, text, image_url, id, top_k, \
+                     min_score, prefix)"
+                )));
+            }
+        }
+    }
+    Ok(SearchParams::build(parts, options_from(&options)?, settings)?)
+}

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Benchmarks (`make bench`). Each section is a shell function `bench_<name>`; the ones named in
+# BENCH_SECTIONS run, in the order given (space- or comma-separated, e.g. BENCH_SECTIONS=clip;
+# default: all that exist, alphabetically). To add a section, define `bench_<name>` in this file or
+# in scripts/bench.d/<name>.sh (sourced below). Sections print markdown for BENCHMARKS.md and
+# never write it: results are pasted by hand, with the command that produced them.
+#
+# Every comparison with the Python reference is made in the same run, round by round
+# (reference, then Rust, on the same files and threads), and reported as ratios, because the
+# machine may be shared. Knobs:
+#   BENCH_DIR      where generated inputs and raw results go (default /tmp/clipsearch-bench;
+#                  outside the repository: the ViT-B/32 model alone is ~600 MB)
+#   BENCH_THREADS  ONNX Runtime intra-op threads for both sides, and Rust decode threads
+#                  (default: nproc)
+#   BENCH_ROUNDS   rounds per model (default 3); the table shows medians
+#   BENCH_IMAGES   number of 12 MP JPEGs (default 16)
+#   BENCH_TEXTS    number of captions for text embeddings/s (default 64)
+#   BENCH_MODELS   CLIP section models (default "tiny-clip vitb32")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$ROOT/vendor/onnxruntime/libonnxruntime.so.1.31.1}
+BENCH_DIR=${BENCH_DIR:-/tmp/clipsearch-bench}
+BENCH_THREADS=${BENCH_THREADS:-$(nproc)}
+BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+BENCH_IMAGES=${BENCH_IMAGES:-16}
+BENCH_TEXTS=${BENCH_TEXTS:-64}
+PY=$ROOT/.venv/bin/python            # reference deps (make setup)
+PY_BENCH=$ROOT/.venv-bench/bin/python # + torch/onnx, only to export the random ViT-B/32
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+machine_summary() {
+  local cpu
+  cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+  echo "Machine: $(nproc) cores (nproc), ${cpu:-unknown CPU}, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+ensure_bench_venv() {
+  if [ ! -x "$PY_BENCH" ] || ! "$PY_BENCH" -c 'import torch, onnx, transformers' 2>/dev/null; then
+    step "Python venv .venv-bench (tools/requirements-bench.txt)"
+    python3 -m venv .venv-bench
+    .venv-bench/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-bench.txt
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# CLIP encoders (issue 2): decode+preprocess, inference, end to end on 12 MP JPEGs, text/s.
+# ---------------------------------------------------------------------------------------------
+clip_images() {
+  local dir=$BENCH_DIR/jpeg12mp stamp want
+  stamp=$dir/.stamp
+  want="$(sha256sum tools/make_bench_images.py | cut -d' ' -f1) count=$BENCH_IMAGES"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    step "$BENCH_IMAGES 12 MP JPEGs in $dir (tools/make_bench_images.py)"
+    rm -rf "$dir"
+    "$PY" tools/make_bench_images.py "$dir" --count "$BENCH_IMAGES" | tail -1 >&2
+    echo "$want" > "$stamp"
+  fi
+}
+
+clip_vitb32() {
+  local out=$BENCH_DIR/vitb32
+  if [ ! -f "$out/vision_model.onnx" ] || [ ! -f "$out/text_model.onnx" ]; then
+    ensure_bench_venv
+    step "random-weight ViT-B/32 in $out (tools/make_vitb32_random.py, ~600 MB)"
+    rm -rf "$out.tmp"
+    "$PY_BENCH" tools/make_vitb32_random.py "$out.tmp" --tokenizer tests/fixtures/tiny-clip/tokenizer.json \
+      2>&1 | grep -v TracerWarning | grep -E 'params|exported|MB' >&2
+    rm -rf "$out"
+    mv "$out.tmp" "$out"
+  fi
+}
+
+clip_model_dir() {
+  case $1 in
+    tiny-clip) echo "$ROOT/tests/fixtures/tiny-clip" ;;
+    vitb32) echo "$BENCH_DIR/vitb32" ;;
+    *) echo "$1" ;;
+  esac
+}
+
+# Reference text embeddings/s: tools/reference.py's own Clip.embed_texts (one text at a time),
+# on the same captions as examples/bench_clip.rs, after a warm-up.
+clip_reference_texts() {
+  "$PY" - "$1" "$BENCH_THREADS" "$BENCH_TEXTS" <<'PY'
+import json, sys, time
+sys.path.insert(0, "tools")
+from reference import Clip
+model, threads, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+THINGS = ["a cat", "a dog on a beach", "the rocket on the launch pad", "a cup of coffee", "an astronaut",
+          "a red motorcycle parked in the street", "stars and galaxies", "a microscope slide"]
+STYLES = ["a photo of {}", "{}", "a blurry picture of {} taken at night with a phone",
+          "a close-up photograph of {}, high resolution, natural light, shallow depth of field"]
+texts = [STYLES[(i // len(THINGS)) % len(STYLES)].replace("{}", THINGS[i % len(THINGS)]) for i in range(n)]
+clip = Clip(model, threads)
+clip.embed_texts(texts[:8] + ["warm up"])
+t0 = time.perf_counter()
+clip.embed_texts(texts)
+dt = time.perf_counter() - t0
+print(json.dumps({"texts": n, "text_one_at_a_time_per_s": round(n / dt, 2)}))
+PY
+}
+
+clip_no_rss() { shift; "$@"; }
+
+bench_clip() {
+  local models=${BENCH_MODELS:-tiny-clip vitb32}
+  local res=$BENCH_DIR/results/clip-$(date +%Y%m%d-%H%M%S)
+  step "CLIP encoders: building examples/bench_clip (release)"
+  cargo build --release --quiet -p clipsearch --example bench_clip
+  local rust_bin=$ROOT/target/release/examples/bench_clip
+  clip_images
+  case " $models " in *" vitb32 "*) clip_vitb32 ;; esac
+  mkdir -p "$res"
+  local images=$BENCH_DIR/jpeg12mp model dir round timer=clip_no_rss
+  # The reference's peak RSS from GNU time (%M, KiB), when installed.
+  [ -x /usr/bin/time ] && timer="/usr/bin/time -f %M -o"
+  for model in $models; do
+    dir=$(clip_model_dir "$model")
+    for round in $(seq 1 "$BENCH_ROUNDS"); do
+      step "$model, round $round/$BENCH_ROUNDS: reference.py bench"
+      $timer "$res/$model.$round.ref.rss" \
+        "$PY" tools/reference.py --threads "$BENCH_THREADS" bench "$dir" "$images" --batch 8 \
+        > "$res/$model.$round.ref.json" 2> >(grep -v 'PyTorch was not found' >&2)
+      step "$model, round $round/$BENCH_ROUNDS: reference text embeddings"
+      clip_reference_texts "$dir" > "$res/$model.$round.reftext.json" 2> >(grep -v 'PyTorch was not found' >&2)
+      step "$model, round $round/$BENCH_ROUNDS: bench_clip"
+      "$rust_bin" --model "$dir" --images "$images" --batch 8 --intra-threads "$BENCH_THREADS" \
+        --decode-threads "$BENCH_THREADS" --texts "$BENCH_TEXTS" > "$res/$model.$round.rust.json"
+    done
+  done
+  step "CLIP encoders: raw results in $res"
+  "$PY" - "$res" "$BENCH_ROUNDS" "$BENCH_THREADS" $models <<'PY'
+import json, os, statistics, sys
+res, rounds, threads, models = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+def load(m, r, kind):
+    with open(os.path.join(res, f"{m}.{r}.{kind}.json")) as f:
+        return json.load(f)
+def rss(m, r):
+    try:
+        with open(os.path.join(res, f"{m}.{r}.ref.rss")) as f:
+            return int(f.read().split()[-1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+# (label, reference value, Rust value); the ratio is Rust/reference, per round, then the median.
+rows = [
+    ("decode+preprocess img/s, 1 thread", lambda R, T, X: R["decode+preprocess_img_per_s"],
+     lambda R, T, X: X["decode+preprocess_1thread_img_per_s"]),
+    (f"decode+preprocess img/s, Rust on {threads} threads", lambda R, T, X: R["decode+preprocess_img_per_s"],
+     lambda R, T, X: X["decode+preprocess_img_per_s"]),
+    ("inference img/s (batch 8)", lambda R, T, X: R["inference_img_per_s"], lambda R, T, X: X["inference_img_per_s"]),
+    ("end to end img/s", lambda R, T, X: R["end_to_end_img_per_s"], lambda R, T, X: X["end_to_end_img_per_s"]),
+    ("text embeddings/s, one at a time", lambda R, T, X: T["text_one_at_a_time_per_s"],
+     lambda R, T, X: X["text_one_at_a_time_per_s"]),
+    ("text embeddings/s, Rust batched (8)", lambda R, T, X: T["text_one_at_a_time_per_s"],
+     lambda R, T, X: X["text_batch_per_s"]),
+]
+med = statistics.median
+print(f"| model | metric | reference | Rust | Rust/reference (median of {rounds} rounds; min-max) |")
+print("|---|---|---:|---:|---|")
+for m in models:
+    data = [(load(m, r, "ref"), load(m, r, "reftext"), load(m, r, "rust")) for r in range(1, rounds + 1)]
+    for label, ref, rust in rows:
+        rv = [ref(*d) for d in data]; xv = [rust(*d) for d in data]
+        ratios = [x / r for r, x in zip(rv, xv)]
+        print(f"| {m} | {label} | {med(rv):.2f} | {med(xv):.2f} | **{med(ratios):.2f}x** "
+              f"({min(ratios):.2f}-{max(ratios):.2f}) |")
+    rv = [1e3 / d[0]["decode+preprocess_img_per_s"] for d in data]
+    xv = [d[2]["decode+preprocess_1thread_ms_per_image"] for d in data]
+    xn = [d[2]["decode+preprocess_ms_per_image"] for d in data]
+    print(f"| {m} | decode+preprocess ms/image (1 thread; Rust {threads} threads) | {med(rv):.1f} | "
+          f"{med(xv):.1f} ({med(xn):.1f}) | {med([x / r for r, x in zip(rv, xv)]):.3f} "
+          f"({med([x / r for r, x in zip(rv, xn)]):.3f}) of the reference's time |")
+    rv = [d[0]["ms_per_image_end_to_end"] for d in data]; xv = [d[2]["ms_per_image_end_to_end"] for d in data]
+    print(f"| {m} | end to end ms/image | {med(rv):.1f} | {med(xv):.1f} | |")
+    rv = [rss(m, r) for r in range(1, rounds + 1)]; xv = [d[2]["peak_rss_mib"] for d in data]
+    print(f"| {m} | peak RSS MiB | {med(rv):.0f} | {med(xv):.0f} | |")
+PY
+}
+
+# Sections kept in their own files (scripts/bench.d/<name>.sh defining bench_<name>).
+if [ -d scripts/bench.d ]; then
+  for f in scripts/bench.d/*.sh; do
+    [ -e "$f" ] && . "$f"
+  done
+fi
+
+available=$(declare -F | awk '{print $3}' | grep '^bench_' | sed 's/^bench_//')
+wanted=${BENCH_SECTIONS:-all}
+wanted=${wanted//,/ }
+[ "$wanted" = all ] && wanted=$available
+for s in $wanted; do
+  if ! grep -qx "$s" <<<"$available"; then
+    echo "unknown benchmark section '$s' (available: $(echo $available))" >&2
+    exit 2
+  fi
+done
+machine_summary
+for s in $wanted; do
+  step "section $s"
+  "bench_$s"
+done

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# `make demo`: the whole product on this machine, no AWS and no Docker.
+#   local Milvus, moto (S3 + SQS, bucket notification → queue), both functions under
+#   `cargo lambda watch`, the dev relay (queue → ingest function), sample images uploaded to the
+#   bucket as a user would, a text search and an image search with curl, the page's URL; then it
+#   keeps running until Ctrl-C and stops everything it started.
+#
+# Environment:
+#   DEMO_IMAGES     folder of images to upload instead of the synthetic set (use with real weights)
+#   DEMO_COUNT      synthetic images to generate (default 96: two of each colour × shape)
+#   DEMO_QUERY      text query (default "a photo of a blue square")
+#   DEMO_EXIT       1 = stop after the searches instead of waiting for Ctrl-C (used by tests)
+#   CLIPSEARCH_MODEL_DIR  model to use; default models/clip-vit-base-patch32 when present
+#                   (`make model`), else the tiny model shipped in tests/fixtures/tiny-clip
+#   MILVUS_PORT (19530), MOTO_PORT (5000), LAMBDA_PORT (9000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+export MILVUS_PORT=${MILVUS_PORT:-19530}
+export MOTO_PORT=${MOTO_PORT:-5000}
+export LAMBDA_PORT=${LAMBDA_PORT:-9000}
+export MILVUS_URI="http://127.0.0.1:$MILVUS_PORT"
+export MILVUS_COLLECTION=${MILVUS_COLLECTION:-clipsearch_demo}
+export CLIPSEARCH_S3_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+export CLIPSEARCH_BUCKET=${CLIPSEARCH_BUCKET:-clipsearch-demo}
+export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test}
+export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
+export AWS_REGION=${AWS_REGION:-us-east-1}
+export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$ROOT/vendor/onnxruntime/libonnxruntime.so.1.31.1}
+export RUST_LOG=${RUST_LOG:-warn}
+if [ -z "${CLIPSEARCH_MODEL_DIR:-}" ]; then
+  if [ -f models/clip-vit-base-patch32/tokenizer.json ]; then
+    CLIPSEARCH_MODEL_DIR=$ROOT/models/clip-vit-base-patch32
+  else
+    CLIPSEARCH_MODEL_DIR=$ROOT/tests/fixtures/tiny-clip
+  fi
+fi
+export CLIPSEARCH_MODEL_DIR
+QUERY=${DEMO_QUERY:-a photo of a blue square}
+PY=$ROOT/.venv/bin/python
+CLI=$ROOT/target/release/clipsearch
+SEARCH_URL="http://127.0.0.1:$LAMBDA_PORT/lambda-url/search"
+WORK=$ROOT/.local/demo
+mkdir -p "$WORK"
+relay_pid=
+
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+cleanup() {
+  trap - EXIT INT TERM
+  say "stopping everything the demo started"
+  if [ -n "$relay_pid" ]; then kill "$relay_pid" 2>/dev/null || true; wait "$relay_pid" 2>/dev/null || true; fi
+  bash scripts/lambda.sh down || true
+  bash scripts/moto.sh down || true
+  bash scripts/milvus.sh down || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "model: $CLIPSEARCH_MODEL_DIR"
+say "local Milvus on :$MILVUS_PORT"
+bash scripts/milvus.sh up
+say "S3 + SQS emulator on :$MOTO_PORT, bucket $CLIPSEARCH_BUCKET → queue (bucket notification)"
+bash scripts/moto.sh up
+queues=$("$PY" scripts/local-aws.py --bucket "$CLIPSEARCH_BUCKET")
+queue_url=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["queue_url"])' "$queues")
+say "ingest and search functions under cargo lambda watch on :$LAMBDA_PORT"
+bash scripts/lambda.sh up
+say "dev relay: $queue_url → ingest function"
+"$CLI" relay --queue-url "$queue_url" > "$WORK/relay.log" 2>&1 &
+relay_pid=$!
+
+if [ -n "${DEMO_IMAGES:-}" ]; then
+  images=$DEMO_IMAGES
+else
+  images=$WORK/images
+  rm -rf "$images"
+  say "generating ${DEMO_COUNT:-96} synthetic colour × shape images"
+  "$PY" tools/gen_synthetic.py "$images" --count "${DEMO_COUNT:-96}" --seed 42 > /dev/null
+fi
+say "uploading them to s3://$CLIPSEARCH_BUCKET/photos/ (as a user would)"
+expected=$("$PY" - "$images" "$CLIPSEARCH_BUCKET" <<'PY'
+import os, sys, boto3
+root, bucket = sys.argv[1:3]
+s3 = boto3.client("s3", endpoint_url=os.environ["CLIPSEARCH_S3_ENDPOINT"])
+n = 0
+for dirpath, _, files in os.walk(root):
+    for name in sorted(files):
+        if name.lower().endswith((".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")):
+            path = os.path.join(dirpath, name)
+            s3.upload_file(path, bucket, "photos/" + os.path.relpath(path, root).replace(os.sep, "/"))
+            n += 1
+print(n)
+PY
+)
+say "waiting until ingest has indexed all $expected images"
+for _ in $(seq 1 600); do
+  indexed=$(curl -fsS "$SEARCH_URL/health" | "$PY" -c 'import json,sys; print(json.load(sys.stdin).get("indexed_images", 0))' 2>/dev/null || echo 0)
+  printf '\r   indexed %s / %s' "$indexed" "$expected"
+  [ "$indexed" -ge "$expected" ] && break
+  sleep 1
+done
+echo
+
+show() {
+  "$PY" -c '
+import json, sys
+doc = json.load(sys.stdin)
+print(f"   model {doc.get(\"model\")}, {doc.get(\"took_ms\")} ms")
+for i, r in enumerate(doc["results"], 1):
+    print(f"   {i:2}. {r[\"score\"]:.4f}  s3://{r[\"bucket\"]}/{r[\"key\"]}")
+'
+}
+say "text search: \"$QUERY\""
+curl -fsS -X POST "$SEARCH_URL/search" -H 'content-type: application/json' \
+  -d "$("$PY" -c 'import json,sys; print(json.dumps({"text": sys.argv[1], "top_k": 5}))' "$QUERY")" | show
+sample=$(find "$images" -type f \( -name '*.jpg' -o -name '*.png' -o -name '*.webp' \) | sort | head -n 1)
+say "image search with $(basename "$sample") (expect itself first, score ≈ 1)"
+curl -fsS -X POST "$SEARCH_URL/search?top_k=5" -H "content-type: $("$PY" -c 'import mimetypes,sys; print(mimetypes.guess_type(sys.argv[1])[0])' "$sample")" \
+  --data-binary "@$sample" | show
+
+say "search page: $SEARCH_URL/"
+if [ "${DEMO_EXIT:-0}" = 1 ]; then exit 0; fi
+echo "   (Ctrl-C stops Milvus, the emulators, the functions and the relay)"
+while true; do sleep 3600; done

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Runs the Lambda emulator (`cargo lambda watch --release`) serving every function of the
+# workspace (ingest, search) for tests and local use.
+#
+#   scripts/lambda.sh up      build the functions, start the emulator, wait until it answers
+#   scripts/lambda.sh down    stop it and every function process it started
+#   scripts/lambda.sh status  exit 0 when it answers, 3 when not running
+#
+# Invoke:        POST http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/<name>/invocations
+# Function URLs: http://127.0.0.1:$LAMBDA_PORT/lambda-url/<name>/...
+#
+# The functions inherit this script's environment (MILVUS_URI, CLIPSEARCH_*, AWS_*, ...), so
+# export their settings before `up`; LAMBDA_ENV_FILE adds KEY=VALUE lines on top.
+#
+# Environment:
+#   LAMBDA_PORT           invoke port (default 9000)
+#   LAMBDA_HOME           state directory (default .local/lambda/<LAMBDA_PORT>): pidfile, log
+#   LAMBDA_START_TIMEOUT  seconds to wait for the build and the emulator (default 900: a cold
+#                         release build on a small machine is slow)
+#   LAMBDA_RELOAD         1 = rebuild and restart functions when sources change (default 0:
+#                         stable for tests while others edit the tree)
+#   LAMBDA_ENV_FILE       passed as --env-file when set
+#   CARGO_LAMBDA          the cargo-lambda executable (default .venv/bin/cargo-lambda)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PORT="${LAMBDA_PORT:-9000}"
+HOME_DIR="${LAMBDA_HOME:-$ROOT/.local/lambda/$PORT}"
+START_TIMEOUT="${LAMBDA_START_TIMEOUT:-900}"
+CARGO_LAMBDA="${CARGO_LAMBDA:-$ROOT/.venv/bin/cargo-lambda}"
+PIDFILE="$HOME_DIR/lambda.pid"
+LOG="$HOME_DIR/lambda.log"
+URL="http://127.0.0.1:$PORT"
+
+log() { printf 'lambda.sh: %s\n' "$*" >&2; }
+
+running_pid() {
+  [[ -f "$PIDFILE" ]] || return 1
+  local pid
+  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+# Any HTTP status means the emulator's server is listening (an unknown path is a 404).
+answers() { curl -sS --max-time 2 -o /dev/null "$URL/" 2>/dev/null; }
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# The emulator runs in its own session/process group (setsid), which holds the cargo and
+# function processes it spawns: signalling the group leaves no orphan behind.
+group_alive() { kill -0 -- "-$1" 2>/dev/null; }
+
+stop_group() {
+  local pgid="$1" i
+  kill -TERM -- "-$pgid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    group_alive "$pgid" || return 0
+    sleep 0.1
+  done
+  log "process group $pgid still alive after 10 s; sending SIGKILL"
+  kill -KILL -- "-$pgid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    group_alive "$pgid" || return 0
+    sleep 0.1
+  done
+  log "could not stop process group $pgid"
+  return 1
+}
+
+cmd_up() {
+  if pid="$(running_pid)"; then
+    if answers; then
+      log "already up (pid $pid, $URL)"
+      return 0
+    fi
+    log "pid $pid is running but does not answer; restarting it"
+    stop_group "$pid"
+  elif [[ -f "$PIDFILE" ]]; then
+    stale="$(cat "$PIDFILE" 2>/dev/null || true)"
+    if [[ "$stale" =~ ^[0-9]+$ ]] && group_alive "$stale"; then stop_group "$stale"; fi
+    rm -f "$PIDFILE"
+  fi
+  if port_in_use "$PORT"; then
+    log "port $PORT is already in use by another process; choose LAMBDA_PORT"
+    return 1
+  fi
+  if [[ ! -x "$CARGO_LAMBDA" ]]; then
+    log "cargo-lambda not found at $CARGO_LAMBDA (run: make setup)"
+    return 1
+  fi
+
+  mkdir -p "$HOME_DIR"
+  # Build first, in the foreground: the emulator would otherwise compile on the first
+  # invocation, and that request would time out. Same profile and target dir as everything.
+  log "building the functions (cargo build --release -p ingest -p search)"
+  (cd "$ROOT" && cargo build --release --quiet -p ingest -p search)
+
+  local args=(lambda watch --release --quiet -P "$PORT" -A 127.0.0.1)
+  [[ "${LAMBDA_RELOAD:-0}" == 1 ]] || args+=(--ignore-changes)
+  [[ -n "${LAMBDA_ENV_FILE:-}" ]] && args+=(--env-file "$LAMBDA_ENV_FILE")
+  : >"$LOG"
+  (cd "$ROOT" && exec setsid "$CARGO_LAMBDA" "${args[@]}" </dev/null >>"$LOG" 2>&1) &
+  pid=$!
+  echo "$pid" >"$PIDFILE"
+  log "starting (pid $pid), waiting up to ${START_TIMEOUT}s for $URL"
+  deadline=$((SECONDS + START_TIMEOUT))
+  until answers; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "the emulator exited during startup; last lines of $LOG:"
+      tail -n 40 "$LOG" >&2 || true
+      group_alive "$pid" && stop_group "$pid"
+      rm -f "$PIDFILE"
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      log "no answer after ${START_TIMEOUT}s; last lines of $LOG:"
+      tail -n 40 "$LOG" >&2 || true
+      stop_group "$pid" || true
+      rm -f "$PIDFILE"
+      return 1
+    fi
+    sleep 0.3
+  done
+  log "up: $URL (invoke: POST $URL/2015-03-31/functions/<name>/invocations; log $LOG)"
+}
+
+cmd_down() {
+  if [[ ! -f "$PIDFILE" ]]; then
+    log "not running (no $PIDFILE)"
+    return 0
+  fi
+  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
+  if [[ "$pid" =~ ^[0-9]+$ ]] && group_alive "$pid"; then
+    stop_group "$pid"
+    log "stopped (pid $pid)"
+  else
+    log "not running (stale pidfile)"
+  fi
+  rm -f "$PIDFILE"
+}
+
+cmd_status() {
+  if pid="$(running_pid)" && answers; then
+    log "up (pid $pid, $URL)"
+    return 0
+  fi
+  if pid="$(running_pid)"; then
+    log "process $pid exists but $URL does not answer"
+    return 1
+  fi
+  log "not running"
+  return 3
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  *)
+    echo "usage: $0 up|down|status" >&2
+    exit 2
+    ;;
+esac

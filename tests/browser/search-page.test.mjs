@@ -1,0 +1,120 @@
+// Drives the search page in headless Chromium (Debian's /usr/bin/chromium, through
+// playwright-core): a text search, an image search, "more like this" and an upload; saves
+// screenshots of the results. Exits non-zero on the first failed check.
+//
+//   SEARCH_URL=http://127.0.0.1:9000/lambda-url/search/ \
+//   QUERY_IMAGE=/path/red-circle.png QUERY_IMAGE_ID=<sha256> PREFIX=<key prefix> \
+//   SCREENSHOT_DIR=.local/screenshots node tests/browser/search-page.test.mjs
+//
+// tests/search_browser.rs seeds the images and runs this with those variables.
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const need = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const url = new URL(need("SEARCH_URL"));
+const queryImage = need("QUERY_IMAGE");
+const queryId = need("QUERY_IMAGE_ID");
+const prefix = process.env.PREFIX || "";
+const shots = resolve(process.env.SCREENSHOT_DIR || ".local/screenshots");
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+mkdirSync(shots, { recursive: true });
+
+function check(condition, message) {
+  if (!condition) throw new Error("check failed: " + message);
+  console.log("ok -", message);
+}
+
+const profile = mkdtempSync(join(tmpdir(), "clipsearch-chromium-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath,
+  headless: true,
+  viewport: { width: 1280, height: 900 },
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+let failed = false;
+try {
+  const page = context.pages()[0] || (await context.newPage());
+  const problems = [];
+  page.on("pageerror", (e) => problems.push("page error: " + e.message));
+  page.on("console", (m) => { if (m.type() === "error") problems.push("console: " + m.text()); });
+
+  if (prefix) url.searchParams.set("prefix", prefix);
+  await page.goto(url.toString(), { waitUntil: "load" });
+  check((await page.title()) === "clipsearch", "the page loads");
+
+  // Every thumbnail shown must have loaded from its presigned URL.
+  const gridShown = async () => {
+    await page.waitForFunction(() => {
+      const imgs = [...document.querySelectorAll("#results .card img")];
+      return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+    }, null, { timeout: 60_000 });
+    return page.$$eval("#results .card", (cards) =>
+      cards.map((c) => ({ id: c.dataset.id, score: Number(c.dataset.score), key: c.querySelector(".key").textContent })));
+  };
+
+  // Text search.
+  await page.fill("#top-k", "12");
+  await page.fill("#text", "a photo of a red circle");
+  await page.click("#text-submit");
+  await page.waitForFunction(() => /result/.test(document.querySelector("#status").textContent), null, { timeout: 60_000 });
+  const textCards = await gridShown();
+  check(textCards.length === 12, `a text search shows 12 results (got ${textCards.length})`);
+  check(/red-circle/.test(textCards[0].key), `a red circle comes first (${textCards[0].key})`);
+  check(textCards.every((c, i) => i === 0 || textCards[i - 1].score >= c.score), "results are ranked by score");
+  await page.screenshot({ path: join(shots, "search-text-results.png"), fullPage: true });
+
+  // Image search: choose a file as a user would through the drop area's file picker.
+  const [chooser] = await Promise.all([page.waitForEvent("filechooser"), page.click("#drop")]);
+  await chooser.setFiles(queryImage);
+  await page.waitForFunction((id) => document.querySelector("#results .card")?.dataset.id === id, queryId, { timeout: 60_000 });
+  const imageCards = await gridShown();
+  check(imageCards[0].id === queryId, "an image search puts that image first");
+  check(imageCards[0].score > 0.99, `with a score of about 1 (${imageCards[0].score})`);
+  check(await page.isVisible("#query-preview"), "the query image is previewed");
+  await page.screenshot({ path: join(shots, "search-image-results.png"), fullPage: true });
+
+  // More like this: the first result's neighbours, without it.
+  await page.click("#results .card:first-child button.more");
+  await page.waitForFunction((id) => {
+    const first = document.querySelector("#results .card");
+    return first && first.dataset.id !== id && /images like/.test(document.querySelector("#status").textContent);
+  }, queryId, { timeout: 60_000 });
+  const moreCards = await gridShown();
+  check(moreCards.every((c) => c.id !== queryId), "more like this leaves the query image out");
+
+  // Upload through a presigned PUT straight to S3.
+  await page.setInputFiles("#upload-file", queryImage);
+  await page.waitForFunction(() => /Uploaded|failed/.test(document.querySelector("#status").textContent), null, { timeout: 60_000 });
+  const status = await page.textContent("#status");
+  check(/Uploaded 1 image/.test(status), `an upload goes to S3 (${status})`);
+
+  // An error is shown, not thrown.
+  await page.fill("#top-k", "500");
+  await page.fill("#text", "a photo of a red circle");
+  await page.click("#text-submit");
+  await page.waitForFunction(() => document.querySelector("#status").classList.contains("error"), null, { timeout: 60_000 });
+  check(/top_k/.test(await page.textContent("#status")), "a bad request shows the API's message");
+
+  check(problems.length === 0, `no page errors (${problems.join("; ")})`);
+  console.log(`screenshots in ${shots}`);
+} catch (e) {
+  failed = true;
+  console.error(e.stack || String(e));
+  try {
+    const page = context.pages()[0];
+    if (page) await page.screenshot({ path: join(shots, "search-failure.png"), fullPage: true });
+  } catch (_) { /* best effort */ }
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,457 @@
+//! The search function through the Lambda emulator (`cargo lambda watch`, Function URL at
+//! `http://127.0.0.1:$LAMBDA_PORT/lambda-url/search/…`) against the local Milvus and S3, with
+//! tiny-clip and synthetic images indexed under a prefix of their own.
+//!
+//! Every answer is also checked against the OpenAPI document (functions/search/openapi.json):
+//! its status must be documented for the route and its body must fit the documented schema,
+//! so the document stays true. A missing service fails these tests.
+
+mod common;
+mod search_support;
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use base64::Engine;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::sync::OnceCell;
+
+use search_support::{lambda_base, Corpus};
+
+const DOC: &str = include_str!("../functions/search/openapi.json");
+
+fn doc() -> &'static Value {
+    static DOC_JSON: OnceLock<Value> = OnceLock::new();
+    DOC_JSON.get_or_init(|| serde_json::from_str(DOC).expect("openapi.json is JSON"))
+}
+
+/// One corpus for all tests of this binary: 48 images, each colour × shape class once.
+async fn corpus() -> &'static Corpus {
+    static CORPUS: OnceCell<Corpus> = OnceCell::const_new();
+    CORPUS
+        .get_or_init(|| search_support::seed("lambda", 48, 515))
+        .await
+}
+
+// ---------------------------------------------------------------- OpenAPI conformance
+
+fn resolve<'a>(value: &'a Value) -> &'a Value {
+    match value.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let pointer = reference.trim_start_matches('#');
+            resolve(doc().pointer(pointer).unwrap_or_else(|| panic!("dangling $ref {reference}")))
+        }
+        None => value,
+    }
+}
+
+/// A small structural JSON-schema check: type, required, properties, items, enum.
+fn check_schema(schema: &Value, value: &Value, at: &str) {
+    let schema = resolve(schema);
+    if let Some(kind) = schema.get("type").and_then(Value::as_str) {
+        let ok = match kind {
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            _ => true,
+        };
+        assert!(ok, "{at}: expected {kind}, got {value}");
+    }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
+        assert!(options.contains(value), "{at}: {value} not in {options:?}");
+    }
+    if let Some(required) = schema.get("required").and_then(Value::as_array) {
+        for name in required {
+            let name = name.as_str().unwrap();
+            assert!(value.get(name).is_some(), "{at}: missing required {name:?} in {value}");
+        }
+    }
+    if let (Some(properties), Some(object)) = (schema.get("properties"), value.as_object()) {
+        for (name, sub) in object {
+            if let Some(sub_schema) = properties.get(name) {
+                check_schema(sub_schema, sub, &format!("{at}.{name}"));
+            }
+        }
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for (i, item) in array.iter().enumerate() {
+            check_schema(items, item, &format!("{at}[{i}]"));
+        }
+    }
+}
+
+/// The documented operation for a concrete path (`/images/abc` matches `/images/{id}`).
+fn operation(method: &Method, path: &str) -> Option<&'static Value> {
+    let paths = doc()["paths"].as_object()?;
+    let path = path.split('?').next().unwrap_or(path);
+    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    paths.iter().find_map(|(template, item)| {
+        let t: Vec<&str> = template.split('/').collect();
+        let p: Vec<&str> = path.split('/').collect();
+        let matches = t.len() == p.len()
+            && t.iter().zip(&p).all(|(a, b)| a.starts_with('{') || a == b);
+        if matches {
+            item.get(method.as_str().to_ascii_lowercase())
+        } else {
+            None
+        }
+    })
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Value,
+    allow: Option<String>,
+}
+
+/// Calls the function and checks the answer against the document.
+async fn call(method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Answer {
+    let url = format!("{}{path}", lambda_base());
+    let mut request = search_support::http().request(method.clone(), &url);
+    if let Some(ct) = content_type {
+        request = request.header("content-type", ct);
+    }
+    if !body.is_empty() {
+        request = request.body(body);
+    }
+    let response = request.send().await.unwrap_or_else(|e| {
+        panic!("the Lambda emulator does not answer at {url} ({e}); start it (scripts/lambda.sh up)")
+    });
+    let status = response.status();
+    let allow = response
+        .headers()
+        .get("allow")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let bytes = response.bytes().await.expect("body");
+    let body: Value = if content_type.starts_with("application/json") {
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{path}: bad JSON ({e})"))
+    } else {
+        Value::String(String::from_utf8_lossy(&bytes).into_owned())
+    };
+    conform(&method, path, status, &body);
+    Answer { status, body, allow }
+}
+
+fn conform(method: &Method, path: &str, status: StatusCode, body: &Value) {
+    if status.is_client_error() || status.is_server_error() {
+        check_schema(&json!({"$ref": "#/components/schemas/Error"}), body, "error");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        for secret in ["127.0.0.1", "http://", "MILVUS", "panicked", "RUST_BACKTRACE", "test:test"] {
+            assert!(!message.contains(secret), "{path}: error message leaks {secret:?}: {message}");
+        }
+    }
+    let Some(op) = operation(method, path) else {
+        // An undocumented method on a documented path is a 405, anything else a 404.
+        let path_documented = [Method::GET, Method::POST]
+            .iter()
+            .any(|m| operation(m, path).is_some());
+        let expected = if path_documented {
+            StatusCode::METHOD_NOT_ALLOWED
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        assert_eq!(status, expected, "{method} {path} is not documented but answered {status}");
+        return;
+    };
+    let responses = &op["responses"];
+    let documented = responses
+        .get(status.as_str())
+        .unwrap_or_else(|| panic!("{method} {path}: status {status} is not documented"));
+    let documented = resolve(documented);
+    if let Some(schema) = documented.pointer("/content/application~1json/schema") {
+        check_schema(schema, body, &format!("{method} {path} {status}"));
+    }
+}
+
+async fn post_json(path: &str, body: Value) -> Answer {
+    call(Method::POST, path, Some("application/json"), body.to_string().into_bytes()).await
+}
+
+fn results(answer: &Answer) -> &Vec<Value> {
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    answer.body["results"].as_array().expect("results")
+}
+
+fn id_of(result: &Value) -> &str {
+    result["id"].as_str().unwrap()
+}
+
+fn score_of(result: &Value) -> f64 {
+    result["score"].as_f64().unwrap()
+}
+
+fn encode(query: &str) -> String {
+    query.replace('%', "%25").replace(' ', "%20").replace('/', "%2F").replace('&', "%26")
+}
+
+// ---------------------------------------------------------------- behaviour
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_milvus_and_the_model() {
+    let answer = call(Method::GET, "/health", None, vec![]).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["milvus"]["reachable"], true);
+    assert_eq!(answer.body["model"]["name"], "tiny-clip");
+    assert!(answer.body["model"]["dimension"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_query_puts_red_circles_first() {
+    let corpus = corpus().await;
+    let answer = post_json(
+        "/search",
+        json!({"text": "a photo of a red circle", "top_k": 5, "prefix": corpus.prefix}),
+    )
+    .await;
+    let hits = results(&answer);
+    assert_eq!(hits.len(), 5);
+    let first = corpus.by_id(id_of(&hits[0])).expect("a seeded image");
+    assert_eq!((first.colour.as_str(), first.shape.as_str()), ("red", "circle"), "{hits:?}");
+    assert_eq!(answer.body["model"], "tiny-clip");
+    let scores: Vec<f64> = hits.iter().map(score_of).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "ranked by score: {scores:?}");
+    for hit in hits {
+        assert!(hit["key"].as_str().unwrap().starts_with(&corpus.prefix));
+        assert_eq!(hit["bucket"], corpus.bucket.as_str());
+    }
+
+    // The quick GET form answers the same.
+    let get = call(
+        Method::GET,
+        &format!("/search?q={}&top_k=5&prefix={}", encode("a photo of a red circle"), encode(&corpus.prefix)),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(id_of(&results(&get)[0]), id_of(&hits[0]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_query_finds_itself_first_in_every_body_shape() {
+    let corpus = corpus().await;
+    let image = corpus.by_class("blue", "star")[0];
+    let mime = match image.file.extension().and_then(|e| e.to_str()) {
+        Some("png") => "image/png",
+        Some("webp") => "image/webp",
+        _ => "image/jpeg",
+    };
+    let query = format!("/search?top_k=3&prefix={}", encode(&corpus.prefix));
+
+    let raw = call(Method::POST, &query, Some(mime), image.bytes.clone()).await;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&image.bytes);
+    let json_body = post_json("/search", json!({"image": b64, "top_k": 3, "prefix": corpus.prefix})).await;
+
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(image.bytes.clone())
+                .file_name("query.img")
+                .mime_str(mime)
+                .unwrap(),
+        )
+        .text("top_k", "3")
+        .text("prefix", corpus.prefix.clone());
+    let response = search_support::http()
+        .post(format!("{}/search", lambda_base()))
+        .multipart(form)
+        .send()
+        .await
+        .expect("multipart request");
+    let status = response.status();
+    let multipart_body: Value = response.json().await.expect("JSON");
+    conform(&Method::POST, "/search", status, &multipart_body);
+    let multipart = Answer {
+        status,
+        body: multipart_body,
+        allow: None,
+    };
+
+    for (shape, answer) in [("raw", &raw), ("json", &json_body), ("multipart", &multipart)] {
+        let hits = results(answer);
+        assert_eq!(id_of(&hits[0]), image.id, "{shape}: {hits:?}");
+        assert!(score_of(&hits[0]) > 0.99, "{shape}: score {}", score_of(&hits[0]));
+    }
+
+    // An image already in the bucket, by its s3:// location.
+    let by_url = post_json(
+        "/search",
+        json!({"image_url": format!("s3://{}/{}", corpus.bucket, image.key), "top_k": 3, "prefix": corpus.prefix}),
+    )
+    .await;
+    assert_eq!(id_of(&results(&by_url)[0]), image.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_like_this_leaves_the_query_out() {
+    let corpus = corpus().await;
+    let image = corpus.by_class("green", "square")[0];
+    let answer = post_json("/search", json!({"id": image.id, "top_k": 10, "prefix": corpus.prefix})).await;
+    let hits = results(&answer);
+    assert_eq!(hits.len(), 10);
+    assert!(hits.iter().all(|h| id_of(h) != image.id), "{hits:?}");
+    // Its nearest neighbours share its colour or its shape.
+    let first = corpus.by_id(id_of(&hits[0])).expect("seeded");
+    assert!(first.colour == "green" || first.shape == "square", "{first:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefix_and_min_score_filter() {
+    let corpus = corpus().await;
+    let all = post_json("/search", json!({"text": "a photo of a yellow triangle", "top_k": 100, "prefix": corpus.prefix})).await;
+    let hits = results(&all);
+    assert_eq!(hits.len(), corpus.images.len(), "the prefix holds exactly the seeded images");
+    assert!(hits.iter().all(|h| h["key"].as_str().unwrap().starts_with(&corpus.prefix)));
+
+    let threshold = score_of(&hits[4]);
+    let filtered = post_json(
+        "/search",
+        json!({"text": "a photo of a yellow triangle", "top_k": 100, "prefix": corpus.prefix, "min_score": threshold}),
+    )
+    .await;
+    let kept = results(&filtered);
+    assert!(kept.len() >= 5 && kept.len() < hits.len(), "{} kept", kept.len());
+    assert!(kept.iter().all(|h| score_of(h) >= threshold - 1e-4));
+
+    let nothing = post_json(
+        "/search",
+        json!({"text": "a photo of a yellow triangle", "prefix": format!("{}no-such-dir/", corpus.prefix)}),
+    )
+    .await;
+    assert!(results(&nothing).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presigned_urls_fetch_the_right_bytes() {
+    let corpus = corpus().await;
+    let answer = post_json("/search", json!({"text": "a photo of a purple cross", "top_k": 3, "prefix": corpus.prefix})).await;
+    let client = search_support::http();
+    for hit in results(&answer) {
+        let url = hit["url"].as_str().unwrap();
+        let response = client.get(url).send().await.expect("presigned GET");
+        assert_eq!(response.status(), StatusCode::OK, "{url}");
+        let bytes = response.bytes().await.unwrap();
+        let seeded = corpus.by_id(id_of(hit)).unwrap();
+        assert_eq!(bytes.as_ref(), seeded.bytes.as_slice(), "bytes of {}", seeded.key);
+    }
+
+    // GET /images/{id}: metadata and a working URL.
+    let image = &corpus.images[7];
+    let info = call(Method::GET, &format!("/images/{}", image.id.to_uppercase()), None, vec![]).await;
+    assert_eq!(info.status, StatusCode::OK, "{}", info.body);
+    assert_eq!(info.body["id"], image.id.as_str());
+    assert_eq!(info.body["byte_size"], image.bytes.len() as u64);
+    assert!(info.body["locations"].as_array().unwrap().iter().any(|l| l["key"] == image.key.as_str()));
+    let fetched = client.get(info.body["url"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(fetched.as_ref(), image.bytes.as_slice());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_go_straight_to_s3() {
+    let corpus = corpus().await;
+    let image = &corpus.images[3];
+    let ticket = post_json("/uploads", json!({"filename": "holiday/beach photo.png", "content_type": "image/png"})).await;
+    assert_eq!(ticket.status, StatusCode::OK, "{}", ticket.body);
+    let key = ticket.body["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("uploads/") && key.ends_with("-beach_photo.png"), "{key}");
+    let mut put = search_support::http().put(ticket.body["url"].as_str().unwrap());
+    for (name, value) in ticket.body["headers"].as_object().unwrap() {
+        put = put.header(name, value.as_str().unwrap());
+    }
+    let response = put.body(image.bytes.clone()).send().await.expect("presigned PUT");
+    assert!(response.status().is_success(), "PUT answered {}", response.status());
+
+    use clipsearch::objects::ObjectSource;
+    let s3 = search_support::s3().await;
+    let stored = s3.fetch(&corpus.bucket, &key, 10 << 20).await.expect("uploaded object");
+    assert_eq!(stored.bytes, image.bytes);
+    assert_eq!(stored.content_type.as_deref(), Some("image/png"));
+    s3.delete(&corpus.bucket, &key).await.ok();
+}
+
+/// Every client mistake: its status, its code, the JSON error shape (checked in `call`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_have_their_status_and_shape() {
+    let corpus = corpus().await;
+    let known = &corpus.images[0];
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let json_ct = Some("application/json");
+    let cases: Vec<(&str, Method, String, Option<&str>, Vec<u8>, u16, &str)> = vec![
+        ("malformed JSON", Method::POST, "/search".into(), json_ct, b"{\"text\": ".to_vec(), 400, "invalid_request"),
+        ("no query", Method::POST, "/search".into(), json_ct, b"{\"top_k\": 3}".to_vec(), 400, "invalid_request"),
+        ("several queries", Method::POST, "/search".into(), json_ct, json!({"text": "a", "id": known.id}).to_string().into_bytes(), 400, "invalid_request"),
+        ("unknown field", Method::POST, "/search".into(), json_ct, b"{\"txt\": \"a\"}".to_vec(), 400, "invalid_request"),
+        ("empty text", Method::POST, "/search".into(), json_ct, b"{\"text\": \"  \"}".to_vec(), 400, "empty_text"),
+        ("empty GET text", Method::GET, "/search?q=".into(), None, vec![], 400, "empty_text"),
+        ("bad base64", Method::POST, "/search".into(), json_ct, b"{\"image\": \"***\"}".to_vec(), 400, "invalid_request"),
+        ("not an image", Method::POST, "/search".into(), json_ct, json!({"image": b64(b"hello, this is plain text")}).to_string().into_bytes(), 400, "not_an_image"),
+        ("unsupported image", Method::POST, "/search".into(), Some("image/heic"), b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec(), 400, "unsupported_format"),
+        ("corrupt image", Method::POST, "/search".into(), Some("image/png"), known.bytes[..known.bytes.len().min(64)].to_vec(), 400, "corrupt_image"),
+        ("top_k 0", Method::POST, "/search".into(), json_ct, b"{\"text\": \"a\", \"top_k\": 0}".to_vec(), 400, "invalid_request"),
+        ("top_k 101", Method::GET, "/search?q=a&top_k=101".into(), None, vec![], 400, "invalid_request"),
+        ("top_k not a number", Method::GET, "/search?q=a&top_k=ten".into(), None, vec![], 400, "invalid_request"),
+        ("min_score out of range", Method::POST, "/search".into(), json_ct, b"{\"text\": \"a\", \"min_score\": 3}".to_vec(), 400, "invalid_request"),
+        ("bad id", Method::POST, "/search".into(), json_ct, b"{\"id\": \"xyz\"}".to_vec(), 400, "invalid_request"),
+        ("image_url elsewhere", Method::POST, "/search".into(), json_ct, b"{\"image_url\": \"s3://someone-elses-bucket/x.jpg\"}".to_vec(), 400, "invalid_request"),
+        ("image_url missing object", Method::POST, "/search".into(), json_ct, json!({"image_url": format!("s3://{}/{}missing.jpg", corpus.bucket, corpus.prefix)}).to_string().into_bytes(), 404, "object_missing"),
+        ("unknown id", Method::POST, "/search".into(), json_ct, json!({"id": "0".repeat(64)}).to_string().into_bytes(), 404, "not_found"),
+        ("unknown image", Method::GET, format!("/images/{}", "f".repeat(64)), None, vec![], 404, "not_found"),
+        ("bad image id", Method::GET, "/images/not-a-hash".into(), None, vec![], 400, "invalid_request"),
+        ("unknown route", Method::GET, "/no/such/route".into(), None, vec![], 404, "not_found"),
+        ("wrong method", Method::DELETE, "/search".into(), None, vec![], 405, "method_not_allowed"),
+        ("text body", Method::POST, "/search".into(), Some("text/plain"), b"a red circle".to_vec(), 415, "unsupported_media_type"),
+        ("upload of a non-image", Method::POST, "/uploads".into(), json_ct, b"{\"filename\": \"a.txt\", \"content_type\": \"text/plain\"}".to_vec(), 400, "unsupported_format"),
+        ("upload without filename", Method::POST, "/uploads".into(), json_ct, b"{\"content_type\": \"image/png\"}".to_vec(), 400, "invalid_request"),
+        // Over Lambda's 6 MB payload limit: refused before anything is decoded.
+        ("image over the limit", Method::POST, "/search".into(), Some("image/jpeg"), vec![0xFF; 6 * 1024 * 1024 + 1], 413, "payload_too_large"),
+        ("base64 image over the limit", Method::POST, "/search".into(), json_ct, json!({"image": b64(&vec![0u8; 4_800_000])}).to_string().into_bytes(), 413, "payload_too_large"),
+    ];
+    let mut failures = Vec::new();
+    for (name, method, path, ct, body, status, code) in cases {
+        let answer = call(method.clone(), &path, ct, body).await;
+        let got_code = answer.body["error"]["code"].as_str().unwrap_or_default().to_owned();
+        if answer.status.as_u16() != status || got_code != code {
+            failures.push(format!("{name}: {method} {path}: expected {status} {code}, got {} {}", answer.status, answer.body));
+        }
+        if status == 405 {
+            assert_eq!(answer.allow.as_deref(), Some("GET, POST"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every documented route answers (none is a 404 "no route"), and the page and the document
+/// are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_route_exists() {
+    let served = call(Method::GET, "/openapi.json", None, vec![]).await;
+    assert_eq!(&served.body, doc(), "/openapi.json serves the repository's document");
+    let id = "a".repeat(64);
+    let mut seen = BTreeSet::new();
+    for (path, item) in doc()["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let concrete = path.replace("{id}", &id);
+            let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+            let body = if method == Method::POST { b"{}".to_vec() } else { vec![] };
+            let answer = call(method.clone(), &concrete, Some("application/json"), body).await;
+            let route_missing = answer.status == StatusCode::NOT_FOUND
+                && answer.body["error"]["message"].as_str().unwrap_or("").starts_with("no route");
+            assert!(!route_missing && answer.status != StatusCode::METHOD_NOT_ALLOWED, "{method} {path}: {}", answer.body);
+            seen.insert(format!("{method} {path}"));
+        }
+    }
+    assert_eq!(seen.len(), 7, "{seen:?}");
+    let page = call(Method::GET, "/", None, vec![]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.as_str().unwrap().contains("<title>clipsearch</title>"));
+}
