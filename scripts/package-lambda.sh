@@ -21,10 +21,12 @@ max_allowed=2.34
 status=0
 for fn in ingest search; do
   zip=target/lambda/$fn/bootstrap.zip
-  bin=target/lambda/$fn/bootstrap
   [ -f "$zip" ] || { echo "missing $zip"; exit 1; }
+  bin=$(mktemp)
+  python3 -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("bootstrap"))' "$zip" > "$bin"
   needed=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
   newest=$(printf '%s\n%s\n' "$needed" "$max_allowed" | sort -V | tail -n 1)
+  rm -f "$bin"
   size=$(du -h "$zip" | cut -f1)
   if [ "$newest" = "$max_allowed" ]; then
     echo "$fn: $zip ($size), needs glibc $needed <= $max_allowed: ok"

@@ -1,28 +1,54 @@
 #!/usr/bin/env bash
-# Runs every test against real components: ONNX Runtime, a local Milvus started here on its
-# own port (TEST_MILVUS_PORT), and stops whatever it started, even on failure or Ctrl-C.
+# Runs every test against real components: ONNX Runtime, a local Milvus, the S3/SQS emulator
+# (moto) and the Lambda emulator (cargo lambda watch), each started here on its own ports so a
+# user's services are left alone, and stopped again whatever happens (failure, Ctrl-C).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 
-export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$PWD/vendor/onnxruntime/libonnxruntime.so.1.31.1}
-export MILVUS_PORT=${TEST_MILVUS_PORT:-19540}
+export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$ROOT/vendor/onnxruntime/libonnxruntime.so.1.31.1}
+export CLIPSEARCH_PYTHON=$ROOT/.venv/bin/python
+export CLIPSEARCH_MODEL_DIR=$ROOT/tests/fixtures/tiny-clip
+# Test instances, 10+ ports away from the defaults (each Milvus uses its port and the next 8).
+export MILVUS_PORT=${TEST_MILVUS_PORT:-19580}
+export MILVUS_HEALTH_PORT=${TEST_MILVUS_HEALTH_PORT:-9097}
+export MILVUS_ETCD_PORT=${TEST_MILVUS_ETCD_PORT:-2579}
 export MILVUS_URI="http://127.0.0.1:${MILVUS_PORT}"
-export CLIPSEARCH_PYTHON=$PWD/.venv/bin/python
+export MILVUS_COLLECTION=clipsearch_test_functions
+export MOTO_PORT=${TEST_MOTO_PORT:-5077}
+export CLIPSEARCH_S3_ENDPOINT="http://127.0.0.1:${MOTO_PORT}"
+export CLIPSEARCH_BUCKET=clipsearch-test-functions
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+export LAMBDA_PORT=${TEST_LAMBDA_PORT:-9077}
+export RUST_LOG=${RUST_LOG:-info}
 
 cleanup() {
   local rc=$?
+  trap - EXIT INT TERM
+  bash scripts/lambda.sh down || true
+  bash scripts/moto.sh down || true
   bash scripts/milvus.sh down || true
   exit $rc
 }
 trap cleanup EXIT INT TERM
+mkdir -p .local
 
 echo "==> lint"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets --quiet -- -D warnings
+.venv/bin/cfn-lint template.yaml
+echo "cfn-lint template.yaml: ok"
 
-echo "==> local Milvus on port $MILVUS_PORT"
-bash scripts/milvus.sh up
+echo "==> services: Milvus :$MILVUS_PORT, moto :$MOTO_PORT, Lambda emulator :$LAMBDA_PORT"
+bash scripts/milvus.sh up --fresh
+bash scripts/moto.sh up
+bash scripts/lambda.sh up
 
-mkdir -p .local
+echo "==> headless Chromium and playwright-core for the search page test"
+bash scripts/setup-browser.sh
+
 echo "==> cargo test"
 cargo test --release --workspace --no-fail-fast 2>&1 | tee .local/test.log
+
+echo "==> Lambda packages (cargo lambda build) and their glibc floor"
+bash scripts/package-lambda.sh x86_64

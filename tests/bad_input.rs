@@ -40,13 +40,26 @@ fn each_bad_input_gets_its_typed_error() {
         assert!(result.unwrap_err().is_bad_input(), "{name}: must count as bad input");
     };
     check("empty.jpg", &|e| matches!(e, Error::EmptyImage));
-    check("truncated.jpg", &|e| matches!(e, Error::CorruptImage { format: "JPEG", .. }));
-    check("truncated.png", &|e| matches!(e, Error::CorruptImage { format: "PNG", .. }));
+    check("truncated.jpg", &|e| {
+        matches!(e, Error::CorruptImage { format: "JPEG", .. })
+    });
+    check("truncated.png", &|e| {
+        matches!(e, Error::CorruptImage { format: "PNG", .. })
+    });
     check("notes.txt", &|e| matches!(e, Error::NotAnImage(_)));
     check("garbage.bin", &|e| matches!(e, Error::NotAnImage(_)));
-    check("real.avif", &|e| matches!(e, Error::UnsupportedFormat(f) if f == "AVIF"));
-    check("header.heic", &|e| matches!(e, Error::UnsupportedFormat(f) if f == "HEIC"));
-    check("drawing.svg", &|e| matches!(e, Error::UnsupportedFormat(f) if f == "SVG"));
+    check(
+        "real.avif",
+        &|e| matches!(e, Error::UnsupportedFormat(f) if f == "AVIF"),
+    );
+    check(
+        "header.heic",
+        &|e| matches!(e, Error::UnsupportedFormat(f) if f == "HEIC"),
+    );
+    check(
+        "drawing.svg",
+        &|e| matches!(e, Error::UnsupportedFormat(f) if f == "SVG"),
+    );
     check("doc.pdf", &|e| matches!(e, Error::UnsupportedFormat(f) if f == "PDF"));
 }
 
@@ -57,7 +70,14 @@ fn a_30000_by_30000_png_is_refused_before_its_pixels_exist() {
     let err = clip.image().unwrap().prepare(&bad("huge_30000x30000.png")).unwrap_err();
     let grown_mib = (peak_rss_kib().saturating_sub(before)) / 1024;
     assert!(
-        matches!(err, Error::TooManyPixels { width: 30000, height: 30000, .. }),
+        matches!(
+            err,
+            Error::TooManyPixels {
+                width: 30000,
+                height: 30000,
+                ..
+            }
+        ),
         "got {err:?}"
     );
     // Decoding would need 900 MB for the 8-bit grey pixels and 2.7 GB as RGB.
@@ -76,7 +96,10 @@ fn limits_are_configurable() {
     // chelsea.jpg: 35 042 bytes, 451x300 = 135 300 pixels
     assert!(matches!(
         encoder.prepare(&good("chelsea.jpg")),
-        Err(Error::ImageTooLarge { size: 35042, limit: 10_000 })
+        Err(Error::ImageTooLarge {
+            size: 35042,
+            limit: 10_000
+        })
     ));
     assert!(matches!(
         encoder.prepare(&good("tiny_32x20.png")),
@@ -93,7 +116,11 @@ fn limits_are_configurable() {
     let clip = Clip::load(&pixels_only, Towers::IMAGE).unwrap();
     assert!(matches!(
         clip.image().unwrap().prepare(&good("chelsea.jpg")),
-        Err(Error::TooManyPixels { width: 451, height: 300, .. })
+        Err(Error::TooManyPixels {
+            width: 451,
+            height: 300,
+            ..
+        })
     ));
 }
 

@@ -39,7 +39,12 @@ fn embed_image_prints_one_line_per_file_and_exits_1_on_failures() {
     let rows = lines(&out.stdout);
     assert_eq!(rows.len(), 4);
     assert_eq!(rows[0]["file"], "tests/fixtures/parity/images/chelsea.jpg");
-    let v: Vec<f64> = rows[0]["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let v: Vec<f64> = rows[0]["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
     assert_eq!(v.len(), 512);
     assert!((v.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-4, "unit length");
     assert!(rows[1]["error"].as_str().unwrap().contains("not an image"));
@@ -48,8 +53,9 @@ fn embed_image_prints_one_line_per_file_and_exits_1_on_failures() {
     // The crops are the 224x224 images the model saw, upright for the EXIF-rotated file.
     let crop = image::open(crops.join("exif_orientation_6_chelsea.jpg.png")).unwrap();
     assert_eq!((crop.width(), crop.height()), (224, 224));
-    let want = image::open(repo().join("tests/fixtures/parity/expected/preprocessed/exif_orientation_6_chelsea.jpg.png"))
-        .unwrap();
+    let want =
+        image::open(repo().join("tests/fixtures/parity/expected/preprocessed/exif_orientation_6_chelsea.jpg.png"))
+            .unwrap();
     let diff: f64 = crop
         .to_rgb8()
         .as_raw()
@@ -103,5 +109,8 @@ fn a_missing_model_directory_is_a_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("/no/such/model") && stderr.contains("not a directory"), "{stderr}");
+    assert!(
+        stderr.contains("/no/such/model") && stderr.contains("not a directory"),
+        "{stderr}"
+    );
 }

@@ -82,15 +82,20 @@ struct Env {
 }
 
 fn s3_endpoint() -> String {
-    std::env::var("CLIPSEARCH_S3_ENDPOINT").expect(
-        "CLIPSEARCH_S3_ENDPOINT must point at moto (scripts/moto.sh up; scripts/test.sh sets it)",
-    )
+    std::env::var("CLIPSEARCH_S3_ENDPOINT")
+        .expect("CLIPSEARCH_S3_ENDPOINT must point at moto (scripts/moto.sh up; scripts/test.sh sets it)")
 }
 
 /// A bucket wired to its own queue (through the repo's own set-up script) and a collection.
 async fn env(test: &str, milvus: MilvusSettings) -> Env {
     let bucket = unique(&format!("t-{test}")).replace('_', "-");
-    let out = common::run_python(&["scripts/local-aws.py", "--bucket", &bucket, "--endpoint", &s3_endpoint()]);
+    let out = common::run_python(&[
+        "scripts/local-aws.py",
+        "--bucket",
+        &bucket,
+        "--endpoint",
+        &s3_endpoint(),
+    ]);
     let wiring: serde_json::Value = serde_json::from_str(out.trim()).expect("local-aws.py prints JSON");
     let queue_url = wiring["queue_url"].as_str().unwrap().to_owned();
 
@@ -99,9 +104,12 @@ async fn env(test: &str, milvus: MilvusSettings) -> Env {
         dimension: Encoder::dimension(&clip),
         model: clip.name().to_owned(),
     };
-    let index = MilvusIndex::connect(&milvus, spec)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach Milvus at {} ({e}); start it with scripts/milvus.sh up", milvus.uri));
+    let index = MilvusIndex::connect(&milvus, spec).await.unwrap_or_else(|e| {
+        panic!(
+            "cannot reach Milvus at {} ({e}); start it with scripts/milvus.sh up",
+            milvus.uri
+        )
+    });
     index.ensure_collection().await.expect("collection");
     let s3 = S3Objects::connect(&ObjectSettings::from_env().unwrap()).await;
     let encoder = Arc::new(Counting {
@@ -152,7 +160,10 @@ impl Env {
         let mut seen = 0;
         let deadline = Instant::now() + Duration::from_secs(30);
         while seen < records {
-            assert!(Instant::now() < deadline, "only {seen} of {records} S3 records arrived in the queue");
+            assert!(
+                Instant::now() < deadline,
+                "only {seen} of {records} S3 records arrived in the queue"
+            );
             let received = self
                 .sqs
                 .receive_message()
@@ -217,7 +228,10 @@ async fn an_upload_becomes_a_record_and_a_redelivery_changes_nothing() {
     assert_eq!(report.records[0].id.as_deref(), Some(id.as_str()));
     let record = env.ingestor.index().get(&id).await.unwrap().expect("the record");
     assert_eq!(record.locations, vec![env.location("photos/cat 1.png")]);
-    assert_eq!((record.content_type.as_str(), record.width, record.height), ("image/png", 48, 40));
+    assert_eq!(
+        (record.content_type.as_str(), record.width, record.height),
+        ("image/png", 48, 40)
+    );
     assert_eq!(record.byte_size, bytes.len() as u64);
     let expected = env.ingestor.encoder().clip.embed_image(&bytes).unwrap().embedding;
     assert!(common::cosine(&record.embedding, &expected) > 0.9999);
@@ -254,7 +268,10 @@ async fn same_bytes_under_two_keys_embed_once_and_deletes_remove_locations() {
         .locations
         .into_iter()
         .collect();
-    assert_eq!(locations, BTreeSet::from([env.location("a/one.png"), env.location("b/two.png")]));
+    assert_eq!(
+        locations,
+        BTreeSet::from([env.location("a/one.png"), env.location("b/two.png")])
+    );
     assert_eq!(env.ingestor.index().count().await.unwrap(), 1);
 
     env.s3.delete(&env.bucket, "a/one.png").await.unwrap();
@@ -325,7 +342,10 @@ async fn a_mixed_batch_indexes_the_good_and_reports_the_rest() {
     assert_eq!(by_key, expected);
     for record in report.records.iter().filter(|r| r.outcome.is_err()) {
         assert!(!record.should_retry());
-        assert!(record.reason().unwrap().contains(record.outcome.as_ref().unwrap_err().code()));
+        assert!(record
+            .reason()
+            .unwrap()
+            .contains(record.outcome.as_ref().unwrap_err().code()));
     }
     assert_eq!(env.ingestor.index().count().await.unwrap(), 3);
     for bytes in &good {
@@ -350,9 +370,22 @@ async fn unusual_keys_round_trip() {
         env.put(key, &bytes).await;
     }
     let report = env.ingestor.handle_sqs(&env.receive(keys.len()).await).await;
-    assert!(report.records.iter().all(|r| r.outcome.is_ok()), "{:?}", outcomes(&report));
+    assert!(
+        report.records.iter().all(|r| r.outcome.is_ok()),
+        "{:?}",
+        outcomes(&report)
+    );
     let id = sha256(&bytes);
-    let stored: BTreeSet<Location> = env.ingestor.index().get(&id).await.unwrap().unwrap().locations.into_iter().collect();
+    let stored: BTreeSet<Location> = env
+        .ingestor
+        .index()
+        .get(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .locations
+        .into_iter()
+        .collect();
     let expected: BTreeSet<Location> = keys.iter().map(|k| env.location(k)).collect();
     assert_eq!(stored, expected);
     assert_eq!(env.calls(), 1);
@@ -363,7 +396,16 @@ async fn unusual_keys_round_trip() {
     }
     let report = env.ingestor.handle_sqs(&env.receive(3).await).await;
     assert_eq!(outcomes(&report), ["location_removed"; 3]);
-    let left: BTreeSet<Location> = env.ingestor.index().get(&id).await.unwrap().unwrap().locations.into_iter().collect();
+    let left: BTreeSet<Location> = env
+        .ingestor
+        .index()
+        .get(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .locations
+        .into_iter()
+        .collect();
     let expected: BTreeSet<Location> = ["with space.png", "ünïcödé/日本 語.png", "literal%2Bescape.png"]
         .iter()
         .map(|k| env.location(k))
@@ -475,11 +517,27 @@ async fn milvus_failing_mid_batch_fails_the_rest_transiently_and_writes_nothing_
 
     let report = stopping.handle_sqs(&messages).await;
     let results = outcomes(&report);
-    assert_eq!(results, ["indexed", "indexed", "index_unavailable", "index_unavailable", "index_unavailable"]);
+    assert_eq!(
+        results,
+        [
+            "indexed",
+            "indexed",
+            "index_unavailable",
+            "index_unavailable",
+            "index_unavailable"
+        ]
+    );
     assert!(report.records[2..].iter().all(|r| r.should_retry()));
     let expected_failed: Vec<String> = messages[2..].iter().map(|m| m.message_id.clone()).collect();
-    assert_eq!(report.failed_message_ids, expected_failed, "batchItemFailures: exactly the failed messages");
-    assert_eq!(stopping.encoder().calls.load(Ordering::SeqCst), 3, "record 2 was embedded, then its write failed");
+    assert_eq!(
+        report.failed_message_ids, expected_failed,
+        "batchItemFailures: exactly the failed messages"
+    );
+    assert_eq!(
+        stopping.encoder().calls.load(Ordering::SeqCst),
+        3,
+        "record 2 was embedded, then its write failed"
+    );
 
     // Nothing partial: the first two whole, the rest absent.
     let index = env.ingestor.index();
@@ -629,7 +687,13 @@ async fn an_unreachable_s3_is_a_transient_error() {
     assert!(clipsearch::ingest::should_retry(&err));
     // And the same object gone is final.
     let env = env("gone", milvus_settings("gone")).await;
-    let report = env.ingestor.handle(&ObjectEvent::Created { location: env.location("nope.png"), size: None }).await;
+    let report = env
+        .ingestor
+        .handle(&ObjectEvent::Created {
+            location: env.location("nope.png"),
+            size: None,
+        })
+        .await;
     assert!(matches!(report.outcome, Err(Error::ObjectMissing { .. })));
     assert!(!report.should_retry());
     env.cleanup().await;
@@ -661,14 +725,19 @@ fn event_fixtures_parse() {
             location: Location::new("clipsearch-images", "uploads/ünïcödé.png")
         }]
     );
-    assert_eq!(parse_invocation(&load("s3-test-event.json")).unwrap(), Invocation::TestEvent);
+    assert_eq!(
+        parse_invocation(&load("s3-test-event.json")).unwrap(),
+        Invocation::TestEvent
+    );
     let Invocation::Sqs(messages) = parse_invocation(&load("sqs-batch.json")).unwrap() else {
         panic!("sqs-batch.json is an SQS event")
     };
     assert_eq!(messages.len(), 3);
     assert!(matches!(parse_notification(&messages[0].body).unwrap(), Notification::Events(e) if e.len() == 1));
     assert_eq!(parse_notification(&messages[1].body).unwrap(), Notification::TestEvent);
-    assert!(matches!(parse_notification(&messages[2].body).unwrap(), Notification::Events(e) if matches!(e[0], ObjectEvent::Removed { .. })));
+    assert!(
+        matches!(parse_notification(&messages[2].body).unwrap(), Notification::Events(e) if matches!(e[0], ObjectEvent::Removed { .. }))
+    );
     let Invocation::S3(events) = parse_invocation(&load("s3-moto-minimal.json")).unwrap() else {
         panic!("s3-moto-minimal.json is an S3 event")
     };

@@ -27,7 +27,10 @@ fn python() -> PathBuf {
 }
 
 fn index(source: &str, collection: &str) -> (Value, String, bool) {
-    assert!(std::env::var("MILVUS_URI").is_ok(), "MILVUS_URI is not set (scripts/test.sh sets it)");
+    assert!(
+        std::env::var("MILVUS_URI").is_ok(),
+        "MILVUS_URI is not set (scripts/test.sh sets it)"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_clipsearch"))
         .args(["index", source])
         .env("CLIPSEARCH_MODEL_DIR", repo().join("tests/fixtures/tiny-clip"))
@@ -52,7 +55,11 @@ fn a_folder_of_200_images_is_indexed_once_and_skipped_on_the_second_run() {
         .current_dir(repo())
         .output()
         .unwrap();
-    assert!(out.status.success(), "gen_synthetic: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "gen_synthetic: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let collection = unique("t_backfill");
     let source = dir.to_string_lossy().into_owned();
 
@@ -62,7 +69,10 @@ fn a_folder_of_200_images_is_indexed_once_and_skipped_on_the_second_run() {
     assert_eq!(first["indexed"], 200, "{first}");
     assert_eq!(first["failed"], 0, "{first}");
     assert_eq!(first["ignored"], 1, "labels.jsonl is not an image: {first}");
-    assert!(stderr.contains("progress: 200/200"), "progress lines on stderr:\n{stderr}");
+    assert!(
+        stderr.contains("progress: 200/200"),
+        "progress lines on stderr:\n{stderr}"
+    );
     assert!(stderr.contains("200 indexed"), "{stderr}");
 
     let (second, stderr, ok) = index(&source, &collection);
@@ -91,8 +101,7 @@ fn a_bucket_prefix_is_backfilled_with_failures_listed() {
         .unwrap();
     assert!(gen.status.success());
     // Upload with boto3 (no notification wiring: a backfill is for buckets that predate it).
-    let upload = format!(
-        r#"
+    let upload = r#"
 import boto3, os, sys
 s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
                   aws_access_key_id="test", aws_secret_access_key="test")
@@ -101,10 +110,9 @@ for name in sorted(os.listdir(sys.argv[3])):
     s3.upload_file(os.path.join(sys.argv[3], name), sys.argv[2], "photos/" + name)
 s3.put_object(Bucket=sys.argv[2], Key="photos/sub/", Body=b"")
 s3.put_object(Bucket=sys.argv[2], Key="elsewhere/x.png", Body=b"outside the prefix")
-"#
-    );
+"#;
     let out = Command::new(python())
-        .args(["-c", &upload, &endpoint, &bucket])
+        .args(["-c", upload, &endpoint, &bucket])
         .arg(&dir)
         .output()
         .unwrap();
@@ -117,7 +125,13 @@ s3.put_object(Bucket=sys.argv[2], Key="elsewhere/x.png", Body=b"outside the pref
     assert_eq!(summary["total"], 6, "{summary}");
     assert_eq!(summary["indexed"], 5, "{summary}");
     assert_eq!(summary["failures"][0]["key"], "photos/labels.jsonl", "{summary}");
-    assert!(summary["failures"][0]["reason"].as_str().unwrap().starts_with("not_an_image"), "{summary}");
+    assert!(
+        summary["failures"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not_an_image"),
+        "{summary}"
+    );
     assert!(stderr.contains("photos/labels.jsonl"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -44,7 +44,9 @@ fn fresh_png() -> Vec<u8> {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or_default();
     let img = image::RgbImage::from_fn(64, 48, |x, y| {
-        let v = seed.wrapping_add((x * 31 + y * 17) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let v = seed
+            .wrapping_add((x * 31 + y * 17) as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
         image::Rgb([(v >> 56) as u8, (v >> 48) as u8, (x * 4) as u8])
     });
     let mut out = std::io::Cursor::new(Vec::new());
@@ -53,7 +55,10 @@ fn fresh_png() -> Vec<u8> {
 }
 
 fn lambda_url() -> String {
-    format!("http://127.0.0.1:{}", std::env::var("LAMBDA_PORT").unwrap_or_else(|_| "9000".into()))
+    format!(
+        "http://127.0.0.1:{}",
+        std::env::var("LAMBDA_PORT").unwrap_or_else(|_| "9000".into())
+    )
 }
 
 async fn invoke(event: &Value) -> Value {
@@ -73,14 +78,20 @@ async fn invoke(event: &Value) -> Value {
 fn relay(queue_url: &str) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_clipsearch"))
         .args(["relay", "--queue-url", queue_url, "--until-empty", "--wait-secs", "1"])
-        .env("LAMBDA_PORT", std::env::var("LAMBDA_PORT").unwrap_or_else(|_| "9000".into()))
+        .env(
+            "LAMBDA_PORT",
+            std::env::var("LAMBDA_PORT").unwrap_or_else(|_| "9000".into()),
+        )
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let summary: Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|_| panic!("relay printed no summary\nstdout: {stdout}\nstderr: {stderr}"));
-    assert!(out.status.success(), "relay left messages for retry: {summary}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "relay left messages for retry: {summary}\n{stderr}"
+    );
     summary
 }
 
@@ -101,7 +112,11 @@ async fn stack() -> Stack {
         .current_dir(repo())
         .output()
         .unwrap();
-    assert!(out.status.success(), "local-aws.py: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "local-aws.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let wiring: Value = serde_json::from_slice(&out.stdout).unwrap();
     let settings = ClipSettings {
         model_dir: Some(
@@ -116,7 +131,9 @@ async fn stack() -> Stack {
         dimension: Encoder::dimension(&clip),
         model: clip.name().to_owned(),
     };
-    let index = MilvusIndex::connect(&MilvusSettings::from_env().unwrap(), spec).await.expect("Milvus");
+    let index = MilvusIndex::connect(&MilvusSettings::from_env().unwrap(), spec)
+        .await
+        .expect("Milvus");
     index.ensure_collection().await.unwrap();
     Stack {
         s3: S3Objects::connect(&ObjectSettings::from_env().unwrap()).await,
@@ -140,8 +157,21 @@ async fn an_upload_reaches_milvus_through_the_queue_and_the_emulator() {
     let bytes = fresh_png();
     let id = hex::encode(Sha256::digest(&bytes));
     let key = "uploads/holiday photo+1 ü.png";
-    stack.s3.put(&stack.bucket, key, bytes.clone(), "image/png").await.unwrap();
-    stack.s3.put(&stack.bucket, "uploads/readme.txt", b"not an image".to_vec(), "text/plain").await.unwrap();
+    stack
+        .s3
+        .put(&stack.bucket, key, bytes.clone(), "image/png")
+        .await
+        .unwrap();
+    stack
+        .s3
+        .put(
+            &stack.bucket,
+            "uploads/readme.txt",
+            b"not an image".to_vec(),
+            "text/plain",
+        )
+        .await
+        .unwrap();
 
     // s3:TestEvent + two records; the text file is a permanent failure: dropped, not retried.
     let summary = relay(&stack.queue_url);
@@ -166,7 +196,8 @@ async fn an_upload_reaches_milvus_through_the_queue_and_the_emulator() {
 
     // s3:TestEvent is acknowledged and ignored.
     let test_event: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("tests/events/s3-test-event.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(repo().join("tests/events/s3-test-event.json")).unwrap())
+            .unwrap();
     assert_eq!(invoke(&test_event).await["ignored"], "s3:TestEvent");
 
     // An SQS batch: a missing object is final (not in batchItemFailures), a good one succeeds.

@@ -37,6 +37,10 @@ fn a_fresh_corpus_matches_the_reference() {
     failures.extend(check_tokens(&clip, &dir));
     let (_, text_failures) = check_texts(&clip, &dir);
     failures.extend(text_failures);
-    assert!(failures.is_empty(), "seed {seed}: parity failures:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "seed {seed}: parity failures:\n{}",
+        failures.join("\n")
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

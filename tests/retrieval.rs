@@ -25,7 +25,11 @@ fn text_to_image_ranking_is_as_good_as_the_reference() {
 
     let mut by_class: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, row) in labels.iter().enumerate() {
-        let caption = format!("a photo of a {} {}", row["colour"].as_str().unwrap(), row["shape"].as_str().unwrap());
+        let caption = format!(
+            "a photo of a {} {}",
+            row["colour"].as_str().unwrap(),
+            row["shape"].as_str().unwrap()
+        );
         by_class.entry(caption).or_default().push(i);
     }
     let clip = tiny_clip();
@@ -62,9 +66,14 @@ fn text_to_image_ranking_is_as_good_as_the_reference() {
     }
     let n = queries.len() as f64;
     let (r1, rf5) = (hits_at_1 / n, recall_frac_5 / n);
-    println!("R@1 {r1:.4} (reference {REFERENCE_R_AT_1}), recall_frac@5 {rf5:.4} (reference {REFERENCE_RECALL_FRAC_AT_5})");
+    println!(
+        "R@1 {r1:.4} (reference {REFERENCE_R_AT_1}), recall_frac@5 {rf5:.4} (reference {REFERENCE_RECALL_FRAC_AT_5})"
+    );
     assert_eq!(queries.len(), 48, "every class is present with seed 2026");
-    assert!(r1 >= REFERENCE_R_AT_1 - ALLOWED_DROP, "R@1 {r1} below the reference {REFERENCE_R_AT_1}");
+    assert!(
+        r1 >= REFERENCE_R_AT_1 - ALLOWED_DROP,
+        "R@1 {r1} below the reference {REFERENCE_R_AT_1}"
+    );
     assert!(rf5 >= REFERENCE_RECALL_FRAC_AT_5 - ALLOWED_DROP, "recall_frac@5 {rf5}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -54,7 +54,14 @@ async fn text_search_ranks_presigns_and_times_its_stages() {
 
     // The presigned URL serves exactly the stored bytes.
     let url = answer.results[0].url.as_deref().expect("presigned");
-    let bytes = search_support::http().get(url).send().await.unwrap().bytes().await.unwrap();
+    let bytes = search_support::http()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(bytes.as_ref(), first.bytes.as_slice());
 
     // A text-only deployment refuses image queries as a client error, not a 500.
@@ -86,5 +93,9 @@ async fn an_unreachable_milvus_is_a_transient_error() {
     .expect("nothing listens on port 1");
     assert!(matches!(error, Error::StoreUnavailable(_)), "{error}");
     assert!(error.is_transient());
-    assert!(started.elapsed() < Duration::from_secs(20), "fails fast: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "fails fast: {:?}",
+        started.elapsed()
+    );
 }

@@ -46,6 +46,9 @@ async fn the_search_page_works_in_chromium() {
     assert!(output.status.success(), "the browser test failed:\n{log}");
     for name in ["search-text-results.png", "search-image-results.png"] {
         let png = std::fs::read(shots.join(name)).expect("screenshot saved");
-        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{name} is a real PNG");
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{name} is a real PNG"
+        );
     }
 }

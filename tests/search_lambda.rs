@@ -29,18 +29,20 @@ fn doc() -> &'static Value {
 /// One corpus for all tests of this binary: 48 images, each colour × shape class once.
 async fn corpus() -> &'static Corpus {
     static CORPUS: OnceCell<Corpus> = OnceCell::const_new();
-    CORPUS
-        .get_or_init(|| search_support::seed("lambda", 48, 515))
-        .await
+    CORPUS.get_or_init(|| search_support::seed("lambda", 48, 515)).await
 }
 
 // ---------------------------------------------------------------- OpenAPI conformance
 
-fn resolve<'a>(value: &'a Value) -> &'a Value {
+fn resolve(value: &Value) -> &Value {
     match value.get("$ref").and_then(Value::as_str) {
         Some(reference) => {
             let pointer = reference.trim_start_matches('#');
-            resolve(doc().pointer(pointer).unwrap_or_else(|| panic!("dangling $ref {reference}")))
+            resolve(
+                doc()
+                    .pointer(pointer)
+                    .unwrap_or_else(|| panic!("dangling $ref {reference}")),
+            )
         }
         None => value,
     }
@@ -88,12 +90,15 @@ fn check_schema(schema: &Value, value: &Value, at: &str) {
 fn operation(method: &Method, path: &str) -> Option<&'static Value> {
     let paths = doc()["paths"].as_object()?;
     let path = path.split('?').next().unwrap_or(path);
-    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
     paths.iter().find_map(|(template, item)| {
         let t: Vec<&str> = template.split('/').collect();
         let p: Vec<&str> = path.split('/').collect();
-        let matches = t.len() == p.len()
-            && t.iter().zip(&p).all(|(a, b)| a.starts_with('{') || a == b);
+        let matches = t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| a.starts_with('{') || a == b);
         if matches {
             item.get(method.as_str().to_ascii_lowercase())
         } else {
@@ -147,21 +152,32 @@ fn conform(method: &Method, path: &str, status: StatusCode, body: &Value) {
     if status.is_client_error() || status.is_server_error() {
         check_schema(&json!({"$ref": "#/components/schemas/Error"}), body, "error");
         let message = body["error"]["message"].as_str().unwrap_or_default();
-        for secret in ["127.0.0.1", "http://", "MILVUS", "panicked", "RUST_BACKTRACE", "test:test"] {
-            assert!(!message.contains(secret), "{path}: error message leaks {secret:?}: {message}");
+        for secret in [
+            "127.0.0.1",
+            "http://",
+            "MILVUS",
+            "panicked",
+            "RUST_BACKTRACE",
+            "test:test",
+        ] {
+            assert!(
+                !message.contains(secret),
+                "{path}: error message leaks {secret:?}: {message}"
+            );
         }
     }
     let Some(op) = operation(method, path) else {
         // An undocumented method on a documented path is a 405, anything else a 404.
-        let path_documented = [Method::GET, Method::POST]
-            .iter()
-            .any(|m| operation(m, path).is_some());
+        let path_documented = [Method::GET, Method::POST].iter().any(|m| operation(m, path).is_some());
         let expected = if path_documented {
             StatusCode::METHOD_NOT_ALLOWED
         } else {
             StatusCode::NOT_FOUND
         };
-        assert_eq!(status, expected, "{method} {path} is not documented but answered {status}");
+        assert_eq!(
+            status, expected,
+            "{method} {path} is not documented but answered {status}"
+        );
         return;
     };
     let responses = &op["responses"];
@@ -175,7 +191,13 @@ fn conform(method: &Method, path: &str, status: StatusCode, body: &Value) {
 }
 
 async fn post_json(path: &str, body: Value) -> Answer {
-    call(Method::POST, path, Some("application/json"), body.to_string().into_bytes()).await
+    call(
+        Method::POST,
+        path,
+        Some("application/json"),
+        body.to_string().into_bytes(),
+    )
+    .await
 }
 
 fn results(answer: &Answer) -> &Vec<Value> {
@@ -192,7 +214,11 @@ fn score_of(result: &Value) -> f64 {
 }
 
 fn encode(query: &str) -> String {
-    query.replace('%', "%25").replace(' ', "%20").replace('/', "%2F").replace('&', "%26")
+    query
+        .replace('%', "%25")
+        .replace(' ', "%20")
+        .replace('/', "%2F")
+        .replace('&', "%26")
 }
 
 // ---------------------------------------------------------------- behaviour
@@ -217,7 +243,11 @@ async fn text_query_puts_red_circles_first() {
     let hits = results(&answer);
     assert_eq!(hits.len(), 5);
     let first = corpus.by_id(id_of(&hits[0])).expect("a seeded image");
-    assert_eq!((first.colour.as_str(), first.shape.as_str()), ("red", "circle"), "{hits:?}");
+    assert_eq!(
+        (first.colour.as_str(), first.shape.as_str()),
+        ("red", "circle"),
+        "{hits:?}"
+    );
     assert_eq!(answer.body["model"], "tiny-clip");
     let scores: Vec<f64> = hits.iter().map(score_of).collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "ranked by score: {scores:?}");
@@ -229,7 +259,11 @@ async fn text_query_puts_red_circles_first() {
     // The quick GET form answers the same.
     let get = call(
         Method::GET,
-        &format!("/search?q={}&top_k=5&prefix={}", encode("a photo of a red circle"), encode(&corpus.prefix)),
+        &format!(
+            "/search?q={}&top_k=5&prefix={}",
+            encode("a photo of a red circle"),
+            encode(&corpus.prefix)
+        ),
         None,
         vec![],
     )
@@ -308,10 +342,20 @@ async fn more_like_this_leaves_the_query_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefix_and_min_score_filter() {
     let corpus = corpus().await;
-    let all = post_json("/search", json!({"text": "a photo of a yellow triangle", "top_k": 100, "prefix": corpus.prefix})).await;
+    let all = post_json(
+        "/search",
+        json!({"text": "a photo of a yellow triangle", "top_k": 100, "prefix": corpus.prefix}),
+    )
+    .await;
     let hits = results(&all);
-    assert_eq!(hits.len(), corpus.images.len(), "the prefix holds exactly the seeded images");
-    assert!(hits.iter().all(|h| h["key"].as_str().unwrap().starts_with(&corpus.prefix)));
+    assert_eq!(
+        hits.len(),
+        corpus.images.len(),
+        "the prefix holds exactly the seeded images"
+    );
+    assert!(hits
+        .iter()
+        .all(|h| h["key"].as_str().unwrap().starts_with(&corpus.prefix)));
 
     let threshold = score_of(&hits[4]);
     let filtered = post_json(
@@ -334,7 +378,11 @@ async fn prefix_and_min_score_filter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presigned_urls_fetch_the_right_bytes() {
     let corpus = corpus().await;
-    let answer = post_json("/search", json!({"text": "a photo of a purple cross", "top_k": 3, "prefix": corpus.prefix})).await;
+    let answer = post_json(
+        "/search",
+        json!({"text": "a photo of a purple cross", "top_k": 3, "prefix": corpus.prefix}),
+    )
+    .await;
     let client = search_support::http();
     for hit in results(&answer) {
         let url = hit["url"].as_str().unwrap();
@@ -347,12 +395,29 @@ async fn presigned_urls_fetch_the_right_bytes() {
 
     // GET /images/{id}: metadata and a working URL.
     let image = &corpus.images[7];
-    let info = call(Method::GET, &format!("/images/{}", image.id.to_uppercase()), None, vec![]).await;
+    let info = call(
+        Method::GET,
+        &format!("/images/{}", image.id.to_uppercase()),
+        None,
+        vec![],
+    )
+    .await;
     assert_eq!(info.status, StatusCode::OK, "{}", info.body);
     assert_eq!(info.body["id"], image.id.as_str());
     assert_eq!(info.body["byte_size"], image.bytes.len() as u64);
-    assert!(info.body["locations"].as_array().unwrap().iter().any(|l| l["key"] == image.key.as_str()));
-    let fetched = client.get(info.body["url"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    assert!(info.body["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["key"] == image.key.as_str()));
+    let fetched = client
+        .get(info.body["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(fetched.as_ref(), image.bytes.as_slice());
 }
 
@@ -360,10 +425,17 @@ async fn presigned_urls_fetch_the_right_bytes() {
 async fn uploads_go_straight_to_s3() {
     let corpus = corpus().await;
     let image = &corpus.images[3];
-    let ticket = post_json("/uploads", json!({"filename": "holiday/beach photo.png", "content_type": "image/png"})).await;
+    let ticket = post_json(
+        "/uploads",
+        json!({"filename": "holiday/beach photo.png", "content_type": "image/png"}),
+    )
+    .await;
     assert_eq!(ticket.status, StatusCode::OK, "{}", ticket.body);
     let key = ticket.body["key"].as_str().unwrap().to_owned();
-    assert!(key.starts_with("uploads/") && key.ends_with("-beach_photo.png"), "{key}");
+    assert!(
+        key.starts_with("uploads/") && key.ends_with("-beach_photo.png"),
+        "{key}"
+    );
     let mut put = search_support::http().put(ticket.body["url"].as_str().unwrap());
     for (name, value) in ticket.body["headers"].as_object().unwrap() {
         put = put.header(name, value.as_str().unwrap());
@@ -381,47 +453,272 @@ async fn uploads_go_straight_to_s3() {
 
 /// Every client mistake: its status, its code, the JSON error shape (checked in `call`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// One row per error case (name, method, path, content type, body, status, code) reads best flat.
+#[allow(clippy::type_complexity)]
 async fn errors_have_their_status_and_shape() {
     let corpus = corpus().await;
     let known = &corpus.images[0];
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let json_ct = Some("application/json");
     let cases: Vec<(&str, Method, String, Option<&str>, Vec<u8>, u16, &str)> = vec![
-        ("malformed JSON", Method::POST, "/search".into(), json_ct, b"{\"text\": ".to_vec(), 400, "invalid_request"),
-        ("no query", Method::POST, "/search".into(), json_ct, b"{\"top_k\": 3}".to_vec(), 400, "invalid_request"),
-        ("several queries", Method::POST, "/search".into(), json_ct, json!({"text": "a", "id": known.id}).to_string().into_bytes(), 400, "invalid_request"),
-        ("unknown field", Method::POST, "/search".into(), json_ct, b"{\"txt\": \"a\"}".to_vec(), 400, "invalid_request"),
-        ("empty text", Method::POST, "/search".into(), json_ct, b"{\"text\": \"  \"}".to_vec(), 400, "empty_text"),
-        ("empty GET text", Method::GET, "/search?q=".into(), None, vec![], 400, "empty_text"),
-        ("bad base64", Method::POST, "/search".into(), json_ct, b"{\"image\": \"***\"}".to_vec(), 400, "invalid_request"),
-        ("not an image", Method::POST, "/search".into(), json_ct, json!({"image": b64(b"hello, this is plain text")}).to_string().into_bytes(), 400, "not_an_image"),
-        ("unsupported image", Method::POST, "/search".into(), Some("image/heic"), b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec(), 400, "unsupported_format"),
-        ("corrupt image", Method::POST, "/search".into(), Some("image/png"), known.bytes[..known.bytes.len().min(64)].to_vec(), 400, "corrupt_image"),
-        ("top_k 0", Method::POST, "/search".into(), json_ct, b"{\"text\": \"a\", \"top_k\": 0}".to_vec(), 400, "invalid_request"),
-        ("top_k 101", Method::GET, "/search?q=a&top_k=101".into(), None, vec![], 400, "invalid_request"),
-        ("top_k not a number", Method::GET, "/search?q=a&top_k=ten".into(), None, vec![], 400, "invalid_request"),
-        ("min_score out of range", Method::POST, "/search".into(), json_ct, b"{\"text\": \"a\", \"min_score\": 3}".to_vec(), 400, "invalid_request"),
-        ("bad id", Method::POST, "/search".into(), json_ct, b"{\"id\": \"xyz\"}".to_vec(), 400, "invalid_request"),
-        ("image_url elsewhere", Method::POST, "/search".into(), json_ct, b"{\"image_url\": \"s3://someone-elses-bucket/x.jpg\"}".to_vec(), 400, "invalid_request"),
-        ("image_url missing object", Method::POST, "/search".into(), json_ct, json!({"image_url": format!("s3://{}/{}missing.jpg", corpus.bucket, corpus.prefix)}).to_string().into_bytes(), 404, "object_missing"),
-        ("unknown id", Method::POST, "/search".into(), json_ct, json!({"id": "0".repeat(64)}).to_string().into_bytes(), 404, "not_found"),
-        ("unknown image", Method::GET, format!("/images/{}", "f".repeat(64)), None, vec![], 404, "not_found"),
-        ("bad image id", Method::GET, "/images/not-a-hash".into(), None, vec![], 400, "invalid_request"),
-        ("unknown route", Method::GET, "/no/such/route".into(), None, vec![], 404, "not_found"),
-        ("wrong method", Method::DELETE, "/search".into(), None, vec![], 405, "method_not_allowed"),
-        ("text body", Method::POST, "/search".into(), Some("text/plain"), b"a red circle".to_vec(), 415, "unsupported_media_type"),
-        ("upload of a non-image", Method::POST, "/uploads".into(), json_ct, b"{\"filename\": \"a.txt\", \"content_type\": \"text/plain\"}".to_vec(), 400, "unsupported_format"),
-        ("upload without filename", Method::POST, "/uploads".into(), json_ct, b"{\"content_type\": \"image/png\"}".to_vec(), 400, "invalid_request"),
+        (
+            "malformed JSON",
+            Method::POST,
+            "/search".into(),
+            json_ct,
+            b"{\"text\": ".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "no query",
+            Method::POST,
+            "/search".into(),
+            json_ct,
+            b"{\"top_k\": 3}".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "several queries",
+            Method::POST,
+            "/search".into(),
+            json_ct,
+            json!({"text": "a", "id": known.id}).to_string().into_bytes(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "unknown field",
+            Method::POST,
+            "/search".into(),
+            json_ct,
+            b"{\"txt\": \"a\"}".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "empty text",
+            Method::POST,
+            "/search".into(),
+            json_ct,
+            b"{\"text\": \"  \"}".to_vec(),
+            400,
+            "empty_text",
+        ),
+        (
+            "empty GET text",
+            Method::GET,
+            "/search?q=".into(),
+            None,
+            vec![],
+            400,
+            "empty_text",
+        ),
+        (
+            "bad base64",
+            Method::POST,
+            "/search".into(),
+            json_ct,
+            b"{\"image\": \"***\"}".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "not an image",
+            Method::POST,
+            "/search".into(),
+            json_ct,
+            json!({"image": b64(b"hello, this is plain text")})
+                .to_string()
+                .into_bytes(),
+            400,
+            "not_an_image",
+        ),
+        (
+            "unsupported image",
+            Method::POST,
+            "/search".into(),
+            Some("image/heic"),
+            b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec(),
+            400,
+            "unsupported_format",
+        ),
+        (
+            "corrupt image",
+            Method::POST,
+            "/search".into(),
+            Some("image/png"),
+            known.bytes[..known.bytes.len().min(64)].to_vec(),
+            400,
+            "corrupt_image",
+        ),
+        (
+            "top_k 0",
+            Method::POST,
+            "/search".into(),
+            json_ct,
+            b"{\"text\": \"a\", \"top_k\": 0}".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "top_k 101",
+            Method::GET,
+            "/search?q=a&top_k=101".into(),
+            None,
+            vec![],
+            400,
+            "invalid_request",
+        ),
+        (
+            "top_k not a number",
+            Method::GET,
+            "/search?q=a&top_k=ten".into(),
+            None,
+            vec![],
+            400,
+            "invalid_request",
+        ),
+        (
+            "min_score out of range",
+            Method::POST,
+            "/search".into(),
+            json_ct,
+            b"{\"text\": \"a\", \"min_score\": 3}".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "bad id",
+            Method::POST,
+            "/search".into(),
+            json_ct,
+            b"{\"id\": \"xyz\"}".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "image_url elsewhere",
+            Method::POST,
+            "/search".into(),
+            json_ct,
+            b"{\"image_url\": \"s3://someone-elses-bucket/x.jpg\"}".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "image_url missing object",
+            Method::POST,
+            "/search".into(),
+            json_ct,
+            json!({"image_url": format!("s3://{}/{}missing.jpg", corpus.bucket, corpus.prefix)})
+                .to_string()
+                .into_bytes(),
+            404,
+            "object_missing",
+        ),
+        (
+            "unknown id",
+            Method::POST,
+            "/search".into(),
+            json_ct,
+            json!({"id": "0".repeat(64)}).to_string().into_bytes(),
+            404,
+            "not_found",
+        ),
+        (
+            "unknown image",
+            Method::GET,
+            format!("/images/{}", "f".repeat(64)),
+            None,
+            vec![],
+            404,
+            "not_found",
+        ),
+        (
+            "bad image id",
+            Method::GET,
+            "/images/not-a-hash".into(),
+            None,
+            vec![],
+            400,
+            "invalid_request",
+        ),
+        (
+            "unknown route",
+            Method::GET,
+            "/no/such/route".into(),
+            None,
+            vec![],
+            404,
+            "not_found",
+        ),
+        (
+            "wrong method",
+            Method::DELETE,
+            "/search".into(),
+            None,
+            vec![],
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "text body",
+            Method::POST,
+            "/search".into(),
+            Some("text/plain"),
+            b"a red circle".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "upload of a non-image",
+            Method::POST,
+            "/uploads".into(),
+            json_ct,
+            b"{\"filename\": \"a.txt\", \"content_type\": \"text/plain\"}".to_vec(),
+            400,
+            "unsupported_format",
+        ),
+        (
+            "upload without filename",
+            Method::POST,
+            "/uploads".into(),
+            json_ct,
+            b"{\"content_type\": \"image/png\"}".to_vec(),
+            400,
+            "invalid_request",
+        ),
         // Over Lambda's 6 MB payload limit: refused before anything is decoded.
-        ("image over the limit", Method::POST, "/search".into(), Some("image/jpeg"), vec![0xFF; 6 * 1024 * 1024 + 1], 413, "payload_too_large"),
-        ("base64 image over the limit", Method::POST, "/search".into(), json_ct, json!({"image": b64(&vec![0u8; 4_800_000])}).to_string().into_bytes(), 413, "payload_too_large"),
+        (
+            "image over the limit",
+            Method::POST,
+            "/search".into(),
+            Some("image/jpeg"),
+            vec![0xFF; 6 * 1024 * 1024 + 1],
+            413,
+            "payload_too_large",
+        ),
+        (
+            "base64 image over the limit",
+            Method::POST,
+            "/search".into(),
+            json_ct,
+            json!({"image": b64(&vec![0u8; 4_800_000])}).to_string().into_bytes(),
+            413,
+            "payload_too_large",
+        ),
     ];
     let mut failures = Vec::new();
     for (name, method, path, ct, body, status, code) in cases {
         let answer = call(method.clone(), &path, ct, body).await;
         let got_code = answer.body["error"]["code"].as_str().unwrap_or_default().to_owned();
         if answer.status.as_u16() != status || got_code != code {
-            failures.push(format!("{name}: {method} {path}: expected {status} {code}, got {} {}", answer.status, answer.body));
+            failures.push(format!(
+                "{name}: {method} {path}: expected {status} {code}, got {} {}",
+                answer.status, answer.body
+            ));
         }
         if status == 405 {
             assert_eq!(answer.allow.as_deref(), Some("GET, POST"));
@@ -445,8 +742,15 @@ async fn every_documented_route_exists() {
             let body = if method == Method::POST { b"{}".to_vec() } else { vec![] };
             let answer = call(method.clone(), &concrete, Some("application/json"), body).await;
             let route_missing = answer.status == StatusCode::NOT_FOUND
-                && answer.body["error"]["message"].as_str().unwrap_or("").starts_with("no route");
-            assert!(!route_missing && answer.status != StatusCode::METHOD_NOT_ALLOWED, "{method} {path}: {}", answer.body);
+                && answer.body["error"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("no route");
+            assert!(
+                !route_missing && answer.status != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}: {}",
+                answer.body
+            );
             seen.insert(format!("{method} {path}"));
         }
     }

@@ -19,9 +19,7 @@ use serde_json::json;
 
 /// File name extensions a folder backfill reads (anything else in the folder is left alone:
 /// label files, notes, thumbnails' sidecars...).
-const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "jpe", "png", "webp", "gif", "tif", "tiff", "bmp",
-];
+const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "jpe", "png", "webp", "gif", "tif", "tiff", "bmp"];
 
 #[derive(clap::Args)]
 pub struct IndexArgs {
@@ -113,10 +111,8 @@ pub async fn run(clip: ClipSettings, options: IndexArgs) -> Result<bool> {
         ProgressBar::with_draw_target(Some(items.len() as u64), ProgressDrawTarget::stderr())
     };
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} eta {eta} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     // Without a terminal (CI, `| tee`, a log file) indicatif draws nothing: print a line
@@ -236,7 +232,10 @@ async fn list(ingestor: &ClipIngestor, options: &IndexArgs) -> Result<(Vec<Item>
     }
     let root = PathBuf::from(&options.source);
     if !root.is_dir() {
-        bail!("{} is neither a directory nor an s3://bucket/prefix URL", root.display());
+        bail!(
+            "{} is neither a directory nor an s3://bucket/prefix URL",
+            root.display()
+        );
     }
     let mut files = Vec::new();
     let mut ignored = 0;

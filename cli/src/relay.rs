@@ -85,7 +85,10 @@ pub async fn run(options: RelayArgs) -> Result<bool> {
         .unwrap_or_default();
     let region = queue_arn.split(':').nth(3).unwrap_or("us-east-1").to_owned();
     let lambda_url = options.lambda_url.clone().unwrap_or_else(|| {
-        format!("http://127.0.0.1:{}", env_opt("LAMBDA_PORT").unwrap_or_else(|| "9000".into()))
+        format!(
+            "http://127.0.0.1:{}",
+            env_opt("LAMBDA_PORT").unwrap_or_else(|| "9000".into())
+        )
     });
     let invoke_url = format!(
         "{}/2015-03-31/functions/{}/invocations",
@@ -146,7 +149,10 @@ pub async fn run(options: RelayArgs) -> Result<bool> {
             Ok(failures) => failures,
             Err(e) => {
                 // Like the real mapping: an invocation error retries the whole batch.
-                eprintln!("relay: invocation failed, {} message(s) stay queued: {e:#}", messages.len());
+                eprintln!(
+                    "relay: invocation failed, {} message(s) stay queued: {e:#}",
+                    messages.len()
+                );
                 messages
                     .iter()
                     .filter_map(|m| m.message_id().map(str::to_owned))
@@ -197,7 +203,12 @@ pub async fn run(options: RelayArgs) -> Result<bool> {
 /// Invokes the function; returns the ids it asks to retry. A function error or a malformed
 /// answer is an error (the whole batch is retried, as Lambda does).
 async fn invoke(http: &reqwest::Client, url: &str, event: &Value) -> Result<HashSet<String>> {
-    let response = http.post(url).json(event).send().await.context("POST to the Lambda emulator")?;
+    let response = http
+        .post(url)
+        .json(event)
+        .send()
+        .await
+        .context("POST to the Lambda emulator")?;
     let status = response.status();
     let text = response.text().await.context("reading the function's answer")?;
     if !status.is_success() {

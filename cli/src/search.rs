@@ -98,8 +98,7 @@ async fn run(args: SearchArgs) -> Result<bool> {
     let index = MilvusIndex::connect(&milvus, spec)
         .await
         .with_context(|| format!("connecting to Milvus at {}", milvus.uri))?;
-    let searcher: Searcher<Clip, MilvusIndex, S3Objects> =
-        Searcher::new(Arc::new(clip), index, None, settings);
+    let searcher: Searcher<Clip, MilvusIndex, S3Objects> = Searcher::new(Arc::new(clip), index, None, settings);
     let answer = searcher.search(params).await?;
 
     let mut out = std::io::stdout().lock();

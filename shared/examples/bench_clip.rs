@@ -65,7 +65,11 @@ fn parse_args() -> Result<Args> {
             usage();
         }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
-        let number = || value.parse::<usize>().with_context(|| format!("{flag} {value:?} is not a number"));
+        let number = || {
+            value
+                .parse::<usize>()
+                .with_context(|| format!("{flag} {value:?} is not a number"))
+        };
         match flag.as_str() {
             "--model" => args.model = PathBuf::from(&value),
             "--images" => args.images = PathBuf::from(&value),
@@ -111,8 +115,14 @@ fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Deterministic captions of varied length, like search queries.
 fn captions(n: usize) -> Vec<String> {
     const THINGS: &[&str] = &[
-        "a cat", "a dog on a beach", "the rocket on the launch pad", "a cup of coffee", "an astronaut",
-        "a red motorcycle parked in the street", "stars and galaxies", "a microscope slide",
+        "a cat",
+        "a dog on a beach",
+        "the rocket on the launch pad",
+        "a cup of coffee",
+        "an astronaut",
+        "a red motorcycle parked in the street",
+        "stars and galaxies",
+        "a microscope slide",
     ];
     const STYLES: &[&str] = &[
         "a photo of {}",
@@ -147,7 +157,10 @@ fn prepare_parallel(
                 match result {
                     Ok(p) => slots.lock().unwrap()[i] = Some(p),
                     Err(e) => {
-                        first_error.lock().unwrap().get_or_insert(e.context(files[i].display().to_string()));
+                        first_error
+                            .lock()
+                            .unwrap()
+                            .get_or_insert(e.context(files[i].display().to_string()));
                     }
                 }
             });
@@ -156,7 +169,12 @@ fn prepare_parallel(
     if let Some(e) = first_error.into_inner().unwrap() {
         return Err(e);
     }
-    Ok(slots.into_inner().unwrap().into_iter().map(|p| p.expect("every file prepared")).collect())
+    Ok(slots
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.expect("every file prepared"))
+        .collect())
 }
 
 /// Peak resident set size of this process (VmHWM), in MiB.
@@ -174,7 +192,11 @@ fn round2(x: f64) -> f64 {
 fn main() -> Result<()> {
     let args = parse_args()?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let decode_threads = if args.decode_threads == 0 { cores } else { args.decode_threads };
+    let decode_threads = if args.decode_threads == 0 {
+        cores
+    } else {
+        args.decode_threads
+    };
     let settings = ClipSettings {
         model_dir: Some(args.model.clone()),
         intra_threads: args.intra_threads,

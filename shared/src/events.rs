@@ -193,9 +193,7 @@ pub fn decode_key(raw: &str) -> Result<String> {
                     .get(i + 1..i + 3)
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| {
-                        Error::InvalidRequest(format!("object key {raw:?}: bad %-escape"))
-                    })?;
+                    .ok_or_else(|| Error::InvalidRequest(format!("object key {raw:?}: bad %-escape")))?;
                 out.push(hex);
                 i += 3;
             }
@@ -205,8 +203,7 @@ pub fn decode_key(raw: &str) -> Result<String> {
             }
         }
     }
-    String::from_utf8(out)
-        .map_err(|_| Error::InvalidRequest(format!("object key {raw:?} is not UTF-8")))
+    String::from_utf8(out).map_err(|_| Error::InvalidRequest(format!("object key {raw:?} is not UTF-8")))
 }
 
 /// The inverse of [`decode_key`], as S3 encodes keys in notifications (for tests and the
@@ -215,9 +212,7 @@ pub fn encode_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     for b in key.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -308,10 +303,7 @@ mod tests {
             location: Location::new("b", "k k"),
         };
         let direct = notification_body(std::slice::from_ref(&removed));
-        assert_eq!(
-            parse_invocation(&direct).unwrap(),
-            Invocation::S3(vec![removed])
-        );
+        assert_eq!(parse_invocation(&direct).unwrap(), Invocation::S3(vec![removed]));
         assert!(parse_invocation(&serde_json::json!({"hello": 1})).is_err());
     }
 }

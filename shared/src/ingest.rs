@@ -105,10 +105,7 @@ impl RecordReport {
 
     /// The failure's code and message, `None` on success.
     pub fn reason(&self) -> Option<String> {
-        self.outcome
-            .as_ref()
-            .err()
-            .map(|e| format!("{}: {e}", e.code()))
+        self.outcome.as_ref().err().map(|e| format!("{}: {e}", e.code()))
     }
 }
 
@@ -141,6 +138,9 @@ impl ClipIngestor {
     /// Loads the image tower, connects to S3 and Milvus and makes sure the collection exists;
     /// everything from the environment (see docs/ingest.md). Once per process (cold start).
     pub async fn from_env(clip: ClipSettings) -> Result<Self> {
+        let objects = S3Objects::connect(&ObjectSettings::from_env()?).await;
+        // On Lambda the model is copied from CLIPSEARCH_MODEL_S3_URI to /tmp first.
+        let clip = crate::model_source::resolve(clip, Some(&objects)).await?;
         let max_image_bytes = clip.max_image_bytes;
         let encoder = tokio::task::spawn_blocking(move || Clip::load(&clip, Towers::IMAGE))
             .await
@@ -151,7 +151,6 @@ impl ClipIngestor {
         };
         let index = MilvusIndex::connect(&MilvusSettings::from_env()?, spec).await?;
         index.ensure_collection().await?;
-        let objects = S3Objects::connect(&ObjectSettings::from_env()?).await;
         Ok(Ingestor::new(Arc::new(encoder), index, objects, max_image_bytes)
             .with_concurrency(env_parse("CLIPSEARCH_INGEST_CONCURRENCY", DEFAULT_CONCURRENCY)?))
     }
@@ -238,9 +237,7 @@ where
         let started = Instant::now();
         let mut id = None;
         let outcome = match event {
-            ObjectEvent::Created { location, .. } => {
-                self.ingest_object_traced(location, &mut id).await
-            }
+            ObjectEvent::Created { location, .. } => self.ingest_object_traced(location, &mut id).await,
             ObjectEvent::Removed { location } => self.remove_object(location).await,
             ObjectEvent::Other { event_name, .. } => Ok(Outcome::Ignored {
                 event_name: event_name.clone(),
@@ -309,9 +306,7 @@ where
                         reason = %e,
                         "message body is no S3 notification; dropped"
                     );
-                    report
-                        .unreadable
-                        .push((message.message_id.clone(), e.to_string()));
+                    report.unreadable.push((message.message_id.clone(), e.to_string()));
                 }
             }
         }
@@ -354,6 +349,8 @@ where
         started: Instant,
     ) -> RecordReport {
         let millis = started.elapsed().as_millis() as u64;
+        // A removal learns the hash from the record it touched.
+        let id = id.or_else(|| outcome.as_ref().ok().and_then(|o| o.id()).map(str::to_owned));
         let hash = id.as_deref().unwrap_or("");
         match &outcome {
             Ok(o) => tracing::info!(
@@ -393,11 +390,7 @@ where
         }
     }
 
-    async fn ingest_object_traced(
-        &self,
-        location: &Location,
-        id: &mut Option<String>,
-    ) -> Result<Outcome> {
+    async fn ingest_object_traced(&self, location: &Location, id: &mut Option<String>) -> Result<Outcome> {
         location.validate()?;
         let object = self
             .objects
@@ -406,12 +399,7 @@ where
         self.ingest_bytes_traced(location, object.bytes, id).await
     }
 
-    async fn ingest_file_traced(
-        &self,
-        location: &Location,
-        path: &Path,
-        id: &mut Option<String>,
-    ) -> Result<Outcome> {
+    async fn ingest_file_traced(&self, location: &Location, path: &Path, id: &mut Option<String>) -> Result<Outcome> {
         let context = || path.display().to_string();
         let size = tokio::fs::metadata(path)
             .await
@@ -423,9 +411,7 @@ where
                 limit: self.max_image_bytes,
             });
         }
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|e| Error::io(context(), e))?;
+        let bytes = tokio::fs::read(path).await.map_err(|e| Error::io(context(), e))?;
         self.ingest_bytes_traced(location, bytes, id).await
     }
 
@@ -590,13 +576,8 @@ mod tests {
     #[tokio::test]
     async fn duplicates_and_redelivery_cost_no_inference() {
         let ing = ingestor(&[("a", b"IMG1"), ("b", b"IMG1")]);
-        let reports = ing
-            .handle_events(&[created("a"), created("b"), created("a")])
-            .await;
-        let outcomes: Vec<&str> = reports
-            .iter()
-            .map(|r| r.outcome.as_ref().unwrap().as_str())
-            .collect();
+        let reports = ing.handle_events(&[created("a"), created("b"), created("a")]).await;
+        let outcomes: Vec<&str> = reports.iter().map(|r| r.outcome.as_ref().unwrap().as_str()).collect();
         // "a" twice in order; "b" concurrently with them, after or before the first "a".
         assert_eq!(outcomes[2], "unchanged");
         assert_eq!(ing.encoder().calls.load(Ordering::SeqCst), 1);
@@ -648,18 +629,12 @@ mod tests {
         let removed = ObjectEvent::Removed {
             location: Location::new("b", "a"),
         };
-        assert_eq!(
-            ing.handle(&removed).await.outcome.unwrap(),
-            Outcome::StillPresent
-        );
+        assert_eq!(ing.handle(&removed).await.outcome.unwrap(), Outcome::StillPresent);
         ing.objects().0.lock().unwrap().clear();
         assert!(matches!(
             ing.handle(&removed).await.outcome.unwrap(),
             Outcome::RecordDeleted { .. }
         ));
-        assert_eq!(
-            ing.handle(&removed).await.outcome.unwrap(),
-            Outcome::NotIndexed
-        );
+        assert_eq!(ing.handle(&removed).await.outcome.unwrap(), Outcome::NotIndexed);
     }
 }

@@ -35,8 +35,8 @@ pub async fn download(objects: &S3Objects, uri: &str, dir: &Path) -> Result<()> 
     if dir.join(COMPLETE_MARKER).exists() {
         return Ok(());
     }
-    let (bucket, prefix) =
-        parse_s3_url(uri).ok_or_else(|| Error::Config(format!("CLIPSEARCH_MODEL_S3_URI={uri:?} is not s3://bucket/prefix")))?;
+    let (bucket, prefix) = parse_s3_url(uri)
+        .ok_or_else(|| Error::Config(format!("CLIPSEARCH_MODEL_S3_URI={uri:?} is not s3://bucket/prefix")))?;
     let prefix = if prefix.is_empty() || prefix.ends_with('/') {
         prefix
     } else {

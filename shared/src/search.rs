@@ -20,8 +20,7 @@ use crate::clip::{Encoder, Towers};
 use crate::config::env_parse;
 use crate::objects::{parse_s3_url, ObjectSettings, ObjectSource, Presigner};
 use crate::store::{
-    normalize_id, ImageIndex, ImageRecord, Location, SearchHit, SearchRequest, MAX_KEY_BYTES,
-    MAX_TOP_K,
+    normalize_id, ImageIndex, ImageRecord, Location, SearchHit, SearchRequest, MAX_KEY_BYTES, MAX_TOP_K,
 };
 use crate::{Error, Result};
 
@@ -82,10 +81,7 @@ impl SearchSettings {
         let settings = Self {
             enable_text: env_parse("CLIPSEARCH_ENABLE_TEXT", true)?,
             enable_image: env_parse("CLIPSEARCH_ENABLE_IMAGE", true)?,
-            max_query_image_bytes: env_parse(
-                "CLIPSEARCH_MAX_QUERY_IMAGE_BYTES",
-                DEFAULT_MAX_QUERY_IMAGE_BYTES,
-            )?,
+            max_query_image_bytes: env_parse("CLIPSEARCH_MAX_QUERY_IMAGE_BYTES", DEFAULT_MAX_QUERY_IMAGE_BYTES)?,
             bucket: objects.bucket,
             upload_prefix: objects.upload_prefix,
             presign_expiry: objects.presign_expiry,
@@ -205,9 +201,8 @@ impl QueryParts {
             return Ok(Query::Image(bytes));
         }
         if let Some(url) = self.image_url {
-            let (bucket, key) = parse_s3_url(url.trim()).ok_or_else(|| {
-                Error::InvalidRequest("image_url must look like s3://bucket/key".into())
-            })?;
+            let (bucket, key) = parse_s3_url(url.trim())
+                .ok_or_else(|| Error::InvalidRequest("image_url must look like s3://bucket/key".into()))?;
             let location = Location::new(bucket, key);
             location.validate()?;
             if let Some(indexed) = &settings.bucket {
@@ -236,26 +231,20 @@ pub struct SearchOptions {
 impl SearchOptions {
     /// From text fields (a query string or multipart form): a value that does not parse is a
     /// bad request naming the field, never silently the default.
-    pub fn from_strings(
-        top_k: Option<&str>,
-        min_score: Option<&str>,
-        prefix: Option<&str>,
-    ) -> Result<Self> {
+    pub fn from_strings(top_k: Option<&str>, min_score: Option<&str>, prefix: Option<&str>) -> Result<Self> {
         fn blank(v: Option<&str>) -> Option<&str> {
             v.map(str::trim).filter(|v| !v.is_empty())
         }
         let top_k = blank(top_k)
             .map(|v| {
-                v.parse::<i64>().map_err(|_| {
-                    Error::InvalidRequest(format!("top_k must be an integer, got {v:?}"))
-                })
+                v.parse::<i64>()
+                    .map_err(|_| Error::InvalidRequest(format!("top_k must be an integer, got {v:?}")))
             })
             .transpose()?;
         let min_score = blank(min_score)
             .map(|v| {
-                v.parse::<f64>().map_err(|_| {
-                    Error::InvalidRequest(format!("min_score must be a number, got {v:?}"))
-                })
+                v.parse::<f64>()
+                    .map_err(|_| Error::InvalidRequest(format!("min_score must be a number, got {v:?}")))
             })
             .transpose()?;
         Ok(Self {
@@ -289,11 +278,7 @@ impl SearchParams {
     }
 
     /// Checks the query parts and the options together.
-    pub fn build(
-        parts: QueryParts,
-        options: SearchOptions,
-        settings: &SearchSettings,
-    ) -> Result<Self> {
+    pub fn build(parts: QueryParts, options: SearchOptions, settings: &SearchSettings) -> Result<Self> {
         let top_k = match options.top_k {
             None => DEFAULT_TOP_K,
             Some(k) if (1..=MAX_TOP_K as i64).contains(&k) => k as usize,
@@ -347,15 +332,11 @@ pub struct SearchBody {
 impl SearchBody {
     /// Parses a JSON body; malformed JSON is a bad request.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| Error::InvalidRequest(format!("malformed JSON body: {e}")))
+        serde_json::from_slice(bytes).map_err(|e| Error::InvalidRequest(format!("malformed JSON body: {e}")))
     }
 
     pub fn into_params(self, settings: &SearchSettings) -> Result<SearchParams> {
-        let image = self
-            .image
-            .map(|b64| decode_base64_image(&b64, settings))
-            .transpose()?;
+        let image = self.image.map(|b64| decode_base64_image(&b64, settings)).transpose()?;
         SearchParams::build(
             QueryParts {
                 text: self.text,
@@ -584,20 +565,12 @@ where
                 }
                 let objects = self.objects()?;
                 let fetched = objects
-                    .fetch(
-                        &location.bucket,
-                        &location.key,
-                        self.settings.max_query_image_bytes,
-                    )
+                    .fetch(&location.bucket, &location.key, self.settings.max_query_image_bytes)
                     .await?;
                 Ok((self.embed_image(fetched.bytes).await?, None))
             }
             Query::Id(id) => {
-                let record = self
-                    .index
-                    .get(&id)
-                    .await?
-                    .ok_or_else(|| Error::NotFound(id.clone()))?;
+                let record = self.index.get(&id).await?.ok_or_else(|| Error::NotFound(id.clone()))?;
                 Ok((record.embedding, Some(record.id)))
             }
         }
@@ -632,11 +605,7 @@ where
 
     async fn presign(&self, location: &Location) -> Result<Option<String>> {
         match &self.objects {
-            Some(objects) => Ok(Some(
-                objects
-                    .presign_get(&location.bucket, &location.key)
-                    .await?,
-            )),
+            Some(objects) => Ok(Some(objects.presign_get(&location.bucket, &location.key).await?)),
             None => Ok(None),
         }
     }
@@ -650,11 +619,7 @@ where
     /// An indexed image's metadata and a presigned URL; `NotFound` for an unknown id.
     pub async fn image(&self, id: &str) -> Result<ImageInfo> {
         let id = normalize_id(id.trim())?;
-        let record: ImageRecord = self
-            .index
-            .get(&id)
-            .await?
-            .ok_or_else(|| Error::NotFound(id.clone()))?;
+        let record: ImageRecord = self.index.get(&id).await?.ok_or_else(|| Error::NotFound(id.clone()))?;
         let first = record
             .locations
             .first()
@@ -694,15 +659,14 @@ where
             )));
         }
         let name = upload_name(filename)?;
-        let bucket = self.settings.bucket.clone().ok_or_else(|| {
-            Error::Config("uploads need CLIPSEARCH_BUCKET (the indexed bucket)".into())
-        })?;
+        let bucket = self
+            .settings
+            .bucket
+            .clone()
+            .ok_or_else(|| Error::Config("uploads need CLIPSEARCH_BUCKET (the indexed bucket)".into()))?;
         let key = format!("{}{}-{name}", self.settings.upload_prefix, unique_token());
         Location::new(bucket.as_str(), key.as_str()).validate()?;
-        let url = self
-            .objects()?
-            .presign_put(&bucket, &key, &content_type)
-            .await?;
+        let url = self.objects()?.presign_put(&bucket, &key, &content_type).await?;
         Ok(UploadTicket {
             method: "PUT".into(),
             url,
@@ -736,11 +700,7 @@ fn truncate(s: &str, chars: usize) -> String {
 /// The last path component of a client's file name, reduced to characters that need no
 /// escaping anywhere (URLs, filters, shells).
 fn upload_name(filename: &str) -> Result<String> {
-    let base = filename
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or_default()
-        .trim();
+    let base = filename.rsplit(['/', '\\']).next().unwrap_or_default().trim();
     if base.is_empty() {
         return Err(Error::InvalidRequest("filename is empty".into()));
     }
@@ -887,9 +847,7 @@ mod tests {
     #[test]
     fn exactly_one_query_kind() {
         assert!(matches!(body("{}"), Err(Error::InvalidRequest(m)) if m.contains("no query")));
-        assert!(
-            matches!(body(r#"{"text":"a","id":"x"}"#), Err(Error::InvalidRequest(m)) if m.contains("several"))
-        );
+        assert!(matches!(body(r#"{"text":"a","id":"x"}"#), Err(Error::InvalidRequest(m)) if m.contains("several")));
         assert!(matches!(body(r#"{"text":"  "}"#), Err(Error::EmptyText)));
         assert!(matches!(body(r#"{"txt":"a"}"#), Err(Error::InvalidRequest(m)) if m.contains("txt")));
         assert!(matches!(body("{"), Err(Error::InvalidRequest(m)) if m.contains("malformed")));
@@ -898,11 +856,18 @@ mod tests {
 
     #[test]
     fn options_are_checked() {
-        for bad in [r#"{"text":"a","top_k":0}"#, r#"{"text":"a","top_k":101}"#, r#"{"text":"a","min_score":2}"#] {
+        for bad in [
+            r#"{"text":"a","top_k":0}"#,
+            r#"{"text":"a","top_k":101}"#,
+            r#"{"text":"a","min_score":2}"#,
+        ] {
             assert!(matches!(body(bad), Err(Error::InvalidRequest(_))), "{bad}");
         }
         let p = body(r#"{"text":"a","top_k":100,"min_score":0.5,"prefix":"x/"}"#).unwrap();
-        assert_eq!((p.top_k, p.min_score, p.prefix.as_deref()), (100, Some(0.5), Some("x/")));
+        assert_eq!(
+            (p.top_k, p.min_score, p.prefix.as_deref()),
+            (100, Some(0.5), Some("x/"))
+        );
         assert_eq!(body(r#"{"text":"a"}"#).unwrap().top_k, DEFAULT_TOP_K);
         assert!(SearchOptions::from_strings(Some("ten"), None, None).is_err());
         assert!(SearchOptions::from_strings(None, Some("x"), None).is_err());
@@ -914,7 +879,10 @@ mod tests {
         assert_eq!(p.query, Query::Image(vec![0x89, 0x50, 0x4e, 0x47]));
         let p = body(r#"{"image":"data:image/png;base64,iVBORw"}"#).unwrap();
         assert_eq!(p.query, Query::Image(vec![0x89, 0x50, 0x4e, 0x47]));
-        assert!(matches!(body(r#"{"image":"not base64!"}"#), Err(Error::InvalidRequest(_))));
+        assert!(matches!(
+            body(r#"{"image":"not base64!"}"#),
+            Err(Error::InvalidRequest(_))
+        ));
         assert!(matches!(body(r#"{"image":""}"#), Err(Error::EmptyImage)));
         let small = SearchSettings {
             max_query_image_bytes: 3,
@@ -972,7 +940,8 @@ mod tests {
             Err(Error::NotFound(_))
         ));
         assert!(matches!(
-            s.search(SearchParams::new(Query::ImageUrl(Location::new("photos", "missing")))).await,
+            s.search(SearchParams::new(Query::ImageUrl(Location::new("photos", "missing"))))
+                .await,
             Err(Error::ObjectMissing { .. })
         ));
         assert!(matches!(
@@ -1001,10 +970,20 @@ mod tests {
         assert!(matches!(s.image(&id(8)).await, Err(Error::NotFound(_))));
 
         let t = s.upload("C:\\photos\\my cat.JPG", "image/jpeg").await.unwrap();
-        assert!(t.key.starts_with("uploads/") && t.key.ends_with("-my_cat.JPG"), "{}", t.key);
+        assert!(
+            t.key.starts_with("uploads/") && t.key.ends_with("-my_cat.JPG"),
+            "{}",
+            t.key
+        );
         assert_eq!(t.headers["content-type"], "image/jpeg");
-        assert_ne!(s.upload("a.png", "image/png").await.unwrap().key, s.upload("a.png", "image/png").await.unwrap().key);
-        assert!(matches!(s.upload("a.txt", "text/plain").await, Err(Error::UnsupportedFormat(_))));
+        assert_ne!(
+            s.upload("a.png", "image/png").await.unwrap().key,
+            s.upload("a.png", "image/png").await.unwrap().key
+        );
+        assert!(matches!(
+            s.upload("a.txt", "text/plain").await,
+            Err(Error::UnsupportedFormat(_))
+        ));
         assert!(matches!(s.upload("", "image/png").await, Err(Error::InvalidRequest(_))));
     }
 }

@@ -85,12 +85,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 /// Mean and 99th percentile of |a - b| over all samples of two same-size RGB crops.
 pub fn crop_difference(a: &image::RgbImage, b: &image::RgbImage) -> (f64, u8) {
     assert_eq!(a.dimensions(), b.dimensions(), "crop sizes differ");
-    let mut diffs: Vec<u8> = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| x.abs_diff(*y))
-        .collect();
+    let mut diffs: Vec<u8> = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| x.abs_diff(*y)).collect();
     let mean = diffs.iter().map(|&d| d as f64).sum::<f64>() / diffs.len() as f64;
     diffs.sort_unstable();
     let p99 = diffs[(diffs.len() * 99 / 100).min(diffs.len() - 1)];

@@ -33,7 +33,10 @@ pub fn check_images(clip: &Clip, corpus: &Path) -> (usize, Vec<String>) {
             .unwrap()
             .into_rgb8();
         let (mean, p99) = crop_difference(&prepared.crop, &want_crop);
-        let embedding = encoder.embed_prepared(std::slice::from_ref(&prepared)).unwrap().remove(0);
+        let embedding = encoder
+            .embed_prepared(std::slice::from_ref(&prepared))
+            .unwrap()
+            .remove(0);
         let cos = cosine(&embedding, &floats(&row["embedding"]));
         println!("{file:40} crop mean {mean:.3} p99 {p99}  cosine {cos:.6}");
         if mean > CROP_MEAN_MAX || p99 > CROP_P99_MAX {
@@ -68,8 +71,18 @@ pub fn check_tokens(clip: &Clip, corpus: &Path) -> Vec<String> {
         assert_eq!(row["text"].as_str().unwrap(), caption, "fixture order");
         let ids = encoder.tokenize(caption).unwrap();
         let (padded, mask) = encoder.pad(&ids, 77);
-        let list = |k: &str| -> Vec<u32> { row[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect() };
-        if ids.len() as u64 != row["length"].as_u64().unwrap() || padded != list("input_ids") || mask != list("attention_mask") {
+        let list = |k: &str| -> Vec<u32> {
+            row[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect()
+        };
+        if ids.len() as u64 != row["length"].as_u64().unwrap()
+            || padded != list("input_ids")
+            || mask != list("attention_mask")
+        {
             failures.push(format!("{caption:?}: ids {ids:?}"));
         }
         if ids.last() != Some(&49407) {

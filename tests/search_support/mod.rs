@@ -134,7 +134,11 @@ pub async fn seed(what: &str, count: usize, seed: u64) -> Corpus {
         let bytes = std::fs::read(&file).expect("generated image");
         let id = hex::encode(Sha256::digest(&bytes));
         let embedded = clip.embed_image(&bytes).expect("embeds");
-        let key = format!("{prefix}{}-{}-{name}", row["colour"].as_str().unwrap(), row["shape"].as_str().unwrap());
+        let key = format!(
+            "{prefix}{}-{}-{name}",
+            row["colour"].as_str().unwrap(),
+            row["shape"].as_str().unwrap()
+        );
         s3.put(&bucket, &key, bytes.clone(), embedded.format.mime())
             .await
             .expect("put into the local S3");

@@ -22,6 +22,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .flatten_event(true)
         .with_current_span(false)
         .with_target(false)
         .init();

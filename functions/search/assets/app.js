@@ -74,7 +74,7 @@
       score.textContent = hit.score.toFixed(3);
       const key = document.createElement("span");
       key.className = "key";
-      key.textContent = hit.key;
+      key.textContent = hit.key.split("/").pop();
       key.title = `s3://${hit.bucket}/${hit.key} · ${hit.width}×${hit.height}`;
       meta.append(score, key);
       const more = document.createElement("button");

@@ -147,10 +147,7 @@ where
                 }
                 let body: UploadBody = serde_json::from_slice(request.body().as_ref())
                     .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
-                let ticket = self
-                    .searcher
-                    .upload(&body.filename, &body.content_type)
-                    .await?;
+                let ticket = self.searcher.upload(&body.filename, &body.content_type).await?;
                 Ok(json(StatusCode::OK, &ticket))
             }
             p => match p.strip_prefix("/images/") {
@@ -202,11 +199,7 @@ where
 
 /// `/search/` and `/search` are the same route; `//x` is `/x`.
 fn normalize(path: &str) -> String {
-    let joined = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join("/");
+    let joined = path.split('/').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("/");
     format!("/{joined}")
 }
 
@@ -215,8 +208,7 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
         Ok(text) => raw_json(status, text),
         Err(e) => {
             tracing::error!(error = %e, "response serialisation failed");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
-                .into_response()
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error").into_response()
         }
     }
 }
@@ -246,4 +238,37 @@ fn html(page: &str) -> Response<Body> {
         )
         .body(Body::from(page.to_owned()))
         .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The router's table and the OpenAPI document list the same routes.
+    #[test]
+    fn openapi_lists_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(assets::OPENAPI).expect("JSON");
+        let mut documented: Vec<(String, String)> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .expect("path item")
+                    .keys()
+                    .map(move |m| (m.to_ascii_uppercase(), path.clone()))
+            })
+            .collect();
+        let mut routed: Vec<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        documented.sort();
+        routed.sort();
+        assert_eq!(documented, routed);
+    }
+
+    #[test]
+    fn paths_are_normalised() {
+        assert_eq!(normalize("/search/"), "/search");
+        assert_eq!(normalize("//images//ab"), "/images/ab");
+        assert_eq!(normalize(""), "/");
+    }
 }

@@ -12,7 +12,5 @@ const SCRIPT: &str = include_str!("../assets/app.js");
 /// any mount point (`/`, `/lambda-url/search/`, an API Gateway stage) without resolving
 /// relative asset URLs, which differ with and without a trailing slash.
 pub fn page() -> String {
-    INDEX_HTML
-        .replace("/*STYLE*/", STYLE)
-        .replace("/*SCRIPT*/", SCRIPT)
+    INDEX_HTML.replace("/*STYLE*/", STYLE).replace("/*SCRIPT*/", SCRIPT)
 }

@@ -96,9 +96,7 @@ impl From<Error> for ApiError {
             Error::ImageTooLarge { .. } | Error::TooManyPixels { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
             }
-            Error::NotFound(_) | Error::ObjectMissing { .. } => {
-                (StatusCode::NOT_FOUND, error.to_string())
-            }
+            Error::NotFound(_) | Error::ObjectMissing { .. } => (StatusCode::NOT_FOUND, error.to_string()),
             e if e.is_bad_input() => (StatusCode::BAD_REQUEST, error.to_string()),
             Error::ObjectAccess(_) => (
                 StatusCode::FORBIDDEN,

@@ -4,8 +4,7 @@
 
 use clipsearch::config::MilvusSettings;
 use clipsearch::store::{
-    ImageIndex, ImageRecord, IndexSpec, Location, MemoryIndex, MilvusIndex, RemoveOutcome,
-    SearchHit, SearchRequest,
+    ImageIndex, ImageRecord, IndexSpec, Location, MemoryIndex, MilvusIndex, RemoveOutcome, SearchHit, SearchRequest,
 };
 use clipsearch::Result;
 use tokio::sync::OnceCell;

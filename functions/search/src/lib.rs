@@ -41,7 +41,9 @@ pub fn init_tracing() {
 pub async fn from_env() -> anyhow::Result<SearchApp> {
     let started = std::time::Instant::now();
     let settings = SearchSettings::from_env()?;
-    let clip_settings = ClipSettings::from_env()?;
+    let objects = S3Objects::connect(&ObjectSettings::from_env()?).await;
+    // On Lambda the model is copied from CLIPSEARCH_MODEL_S3_URI to /tmp first.
+    let clip_settings = clipsearch::model_source::resolve(ClipSettings::from_env()?, Some(&objects)).await?;
     let towers = settings.towers();
     let clip = tokio::task::spawn_blocking(move || Clip::load(&clip_settings, towers))
         .await
@@ -51,7 +53,6 @@ pub async fn from_env() -> anyhow::Result<SearchApp> {
         model: clip.name().to_owned(),
     };
     let model_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let objects = S3Objects::connect(&ObjectSettings::from_env()?).await;
     let index = LazyMilvus::new(MilvusSettings::from_env()?, spec);
     if let Err(e) = index.connected().await {
         tracing::warn!(code = e.code(), error = %e, "Milvus not reachable at start; will retry per request");

@@ -14,9 +14,7 @@ pub fn query_params(request: &Request) -> HashMap<String, String> {
     let mut params = HashMap::new();
     if let Some(query) = request.uri().query() {
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            params
-                .entry(name.into_owned())
-                .or_insert_with(|| value.into_owned());
+            params.entry(name.into_owned()).or_insert_with(|| value.into_owned());
         }
     }
     params
@@ -30,12 +28,7 @@ pub fn media_type(request: &Request) -> (String, String) {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let essence = full
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = full.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     (essence, full)
 }
 
@@ -48,10 +41,7 @@ fn options_from(params: &HashMap<String, String>) -> Result<SearchOptions, ApiEr
 }
 
 /// `GET /search?q=…&top_k=…&min_score=…&prefix=…` (also `id=` and `image_url=`).
-pub fn from_query_string(
-    request: &Request,
-    settings: &SearchSettings,
-) -> Result<SearchParams, ApiError> {
+pub fn from_query_string(request: &Request, settings: &SearchSettings) -> Result<SearchParams, ApiError> {
     let mut params = query_params(request);
     let parts = QueryParts {
         text: params.remove("q").or_else(|| params.remove("text")),
@@ -59,25 +49,16 @@ pub fn from_query_string(
         image_url: params.remove("image_url"),
         id: params.remove("id"),
     };
-    Ok(SearchParams::build(
-        parts,
-        options_from(&params)?,
-        settings,
-    )?)
+    Ok(SearchParams::build(parts, options_from(&params)?, settings)?)
 }
 
 /// `POST /search`, by content type.
-pub async fn from_body(
-    request: &Request,
-    settings: &SearchSettings,
-) -> Result<SearchParams, ApiError> {
+pub async fn from_body(request: &Request, settings: &SearchSettings) -> Result<SearchParams, ApiError> {
     let body: &[u8] = request.body().as_ref();
     let (essence, full) = media_type(request);
     match essence.as_str() {
         // A client that forgets the header almost always sends JSON (curl -d does).
-        "" | "application/json" | "text/json" => {
-            Ok(SearchBody::from_json(body)?.into_params(settings)?)
-        }
+        "" | "application/json" | "text/json" => Ok(SearchBody::from_json(body)?.into_params(settings)?),
         e if e.ends_with("+json") => Ok(SearchBody::from_json(body)?.into_params(settings)?),
         "multipart/form-data" => multipart(body, &full, request, settings).await,
         e if e.starts_with("image/") || e == "application/octet-stream" => {
@@ -116,9 +97,7 @@ async fn multipart(
         let name = field.name().unwrap_or_default().to_owned();
         let is_file = field.file_name().is_some();
         match name.as_str() {
-            "image" | "file" => {
-                parts.image = Some(field.bytes().await.map_err(malformed)?.to_vec())
-            }
+            "image" | "file" => parts.image = Some(field.bytes().await.map_err(malformed)?.to_vec()),
             "text" | "q" => parts.text = Some(field.text().await.map_err(malformed)?),
             "image_url" => parts.image_url = Some(field.text().await.map_err(malformed)?),
             "id" => parts.id = Some(field.text().await.map_err(malformed)?),

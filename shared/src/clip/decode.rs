@@ -218,7 +218,10 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits, min_short_side: u32) -> Resul
     let orientation = jpeg_exif(bytes)
         .and_then(Orientation::from_exif_chunk)
         .unwrap_or(Orientation::NoTransforms);
-    if matches!(header.colorspace, turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK) {
+    if matches!(
+        header.colorspace,
+        turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK
+    ) {
         // TurboJPEG cannot turn CMYK into RGB; these print-shop files are rare enough that the
         // slower pure-Rust decoder is fine.
         return decode_cmyk_jpeg(bytes, orientation, (full_w, full_h));
@@ -374,10 +377,9 @@ fn apply_orientation(mut image: DynamicImage, orientation: Orientation) -> Dynam
 
 fn oriented_size(w: u32, h: u32, orientation: Orientation) -> (u32, u32) {
     match orientation {
-        Orientation::Rotate90
-        | Orientation::Rotate270
-        | Orientation::Rotate90FlipH
-        | Orientation::Rotate270FlipH => (h, w),
+        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH => {
+            (h, w)
+        }
         _ => (w, h),
     }
 }
@@ -414,9 +416,7 @@ fn high_byte_if_16_bit(image: DynamicImage) -> DynamicImage {
     }
     let converted = match &image {
         DynamicImage::ImageLuma16(b) => high::<_, image::Luma<u8>>(b).map(DynamicImage::ImageLuma8),
-        DynamicImage::ImageLumaA16(b) => {
-            high::<_, image::LumaA<u8>>(b).map(DynamicImage::ImageLumaA8)
-        }
+        DynamicImage::ImageLumaA16(b) => high::<_, image::LumaA<u8>>(b).map(DynamicImage::ImageLumaA8),
         DynamicImage::ImageRgb16(b) => high::<_, image::Rgb<u8>>(b).map(DynamicImage::ImageRgb8),
         DynamicImage::ImageRgba16(b) => high::<_, image::Rgba<u8>>(b).map(DynamicImage::ImageRgba8),
         _ => None,

@@ -74,15 +74,12 @@ impl ImageEncoder {
         };
         let input = match session.inputs() {
             [only] => only,
-            many => many
-                .iter()
-                .find(|i| i.name() == "pixel_values")
-                .ok_or_else(|| {
-                    model_err(format!(
-                        "cannot tell which input takes the pixels: {:?}",
-                        many.iter().map(|i| i.name()).collect::<Vec<_>>()
-                    ))
-                })?,
+            many => many.iter().find(|i| i.name() == "pixel_values").ok_or_else(|| {
+                model_err(format!(
+                    "cannot tell which input takes the pixels: {:?}",
+                    many.iter().map(|i| i.name()).collect::<Vec<_>>()
+                ))
+            })?,
         };
         let input_name = input.name().to_string();
         let input_shape: Vec<i64> = input.dtype().tensor_shape().map(|s| s.to_vec()).unwrap_or_default();

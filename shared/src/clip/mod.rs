@@ -193,5 +193,8 @@ fn run_parallel<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(usize,
             });
         }
     });
-    slots.into_iter().map(|r| r.expect("every index is processed once")).collect()
+    slots
+        .into_iter()
+        .map(|r| r.expect("every index is processed once"))
+        .collect()
 }

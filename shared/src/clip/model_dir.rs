@@ -137,8 +137,11 @@ fn default_rescale() -> f64 {
     1.0 / 255.0
 }
 
-/// OpenAI CLIP's normalisation, used when the processor config leaves it out.
+/// OpenAI CLIP's normalisation, used when the processor config leaves it out (written as
+/// published, beyond f32 precision, so they can be compared with the source by eye).
+#[allow(clippy::excessive_precision)]
 const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+#[allow(clippy::excessive_precision)]
 const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 fn size_from(value: &serde_json::Value, what: &str) -> Result<ResizeTarget, String> {
@@ -151,7 +154,9 @@ fn size_from(value: &serde_json::Value, what: &str) -> Result<ResizeTarget, Stri
     }
     match (field("width"), field("height")) {
         (Some(width), Some(height)) => Ok(ResizeTarget::Exact { width, height }),
-        _ => Err(format!("{what}: expected a number, {{\"shortest_edge\"}} or {{\"height\", \"width\"}}")),
+        _ => Err(format!(
+            "{what}: expected a number, {{\"shortest_edge\"}} or {{\"height\", \"width\"}}"
+        )),
     }
 }
 
@@ -185,7 +190,7 @@ impl Preprocessing {
             }
         };
         let std = triple(raw.image_std, CLIP_STD, "image_std")?;
-        if std.iter().any(|s| *s == 0.0) {
+        if std.contains(&0.0) {
             return Err("image_std contains 0".into());
         }
         Ok(Self {

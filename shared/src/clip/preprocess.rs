@@ -136,7 +136,8 @@ fn center_crop(img: &RgbImage, cw: u32, ch: u32) -> RgbImage {
         if x1 <= x0 {
             continue;
         }
-        let src_row = &img.as_raw()[(sy as usize * w as usize + x0 as usize) * 3..(sy as usize * w as usize + x1 as usize) * 3];
+        let src_row =
+            &img.as_raw()[(sy as usize * w as usize + x0 as usize) * 3..(sy as usize * w as usize + x1 as usize) * 3];
         let dx = (x0 - left) as usize;
         let dst_start = (y as usize * cw as usize + dx) * 3;
         out.as_mut()[dst_start..dst_start + src_row.len()].copy_from_slice(src_row);

@@ -77,7 +77,12 @@ impl TextEncoder {
         let ids_are_i32 = match ids.dtype().tensor_type() {
             Some(TensorElementType::Int64) => false,
             Some(TensorElementType::Int32) => true,
-            other => return Err(model_err(tm, format!("token ids must be int64 or int32, not {other:?}"))),
+            other => {
+                return Err(model_err(
+                    tm,
+                    format!("token ids must be int64 or int32, not {other:?}"),
+                ))
+            }
         };
         let ids_shape: Vec<i64> = ids.dtype().tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
         let mask_name = inputs

@@ -88,7 +88,8 @@ impl S3Objects {
             .await
             .map_err(|e| classify(e, bucket, key))?;
         let partial = path.with_extension("part");
-        let mut file = std::fs::File::create(&partial).map_err(|e| Error::io(format!("creating {}", partial.display()), e))?;
+        let mut file =
+            std::fs::File::create(&partial).map_err(|e| Error::io(format!("creating {}", partial.display()), e))?;
         let mut body = response.body;
         let mut written = 0u64;
         while let Some(chunk) = body
