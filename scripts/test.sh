@@ -43,6 +43,13 @@ echo "==> services: Milvus :$MILVUS_PORT, moto :$MOTO_PORT, Lambda emulator :$LA
 bash scripts/milvus.sh up --fresh
 bash scripts/moto.sh up
 bash scripts/lambda.sh up
+# Start both function processes now: the emulator builds and starts a function on its first
+# invocation, which can take minutes on a small machine, longer than a browser's page timeout.
+curl -fsS --max-time 900 -o /dev/null "http://127.0.0.1:$LAMBDA_PORT/lambda-url/search/health" ||
+  echo "warm-up: search /health did not answer 200 (tests will say more)"
+curl -fsS --max-time 900 -o /dev/null -X POST --data-binary @tests/events/s3-test-event.json \
+  "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/ingest/invocations" ||
+  echo "warm-up: ingest did not answer (tests will say more)"
 
 echo "==> headless Chromium and playwright-core for the search page test"
 bash scripts/setup-browser.sh
