@@ -76,17 +76,21 @@ impl S3Objects {
         Ok(())
     }
 
-    /// Streams an object into a file (model files are hundreds of MB: never held in memory).
-    pub async fn download_to(&self, bucket: &str, key: &str, path: &std::path::Path) -> Result<u64> {
-        use std::io::Write;
-        let response = self
-            .client
+    /// Starts a GET: the headers are there, the body still streams.
+    async fn get(&self, bucket: &str, key: &str) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput> {
+        self.client
             .get_object()
             .bucket(bucket)
             .key(key)
             .send()
             .await
-            .map_err(|e| classify(e, bucket, key))?;
+            .map_err(|e| classify(e, bucket, key))
+    }
+
+    /// Streams an object into a file (model files are hundreds of MB: never held in memory).
+    pub async fn download_to(&self, bucket: &str, key: &str, path: &std::path::Path) -> Result<u64> {
+        use std::io::Write;
+        let response = self.get(bucket, key).await?;
         let partial = path.with_extension("part");
         let mut file =
             std::fs::File::create(&partial).map_err(|e| Error::io(format!("creating {}", partial.display()), e))?;
@@ -123,14 +127,7 @@ impl S3Objects {
 
 impl ObjectSource for S3Objects {
     async fn fetch(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<FetchedObject> {
-        let response = self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| classify(e, bucket, key))?;
+        let response = self.get(bucket, key).await?;
         // The headers arrive before the body: refuse an oversized object without downloading it.
         let size = response.content_length().unwrap_or(0).max(0) as u64;
         if size > max_bytes {
