@@ -6,9 +6,10 @@ export ORT_DYLIB_PATH ?= $(CURDIR)/vendor/onnxruntime/libonnxruntime.so.1.31.1
 # A test Milvus on its own port, so a user's Milvus on 19530 is left alone.
 TEST_MILVUS_PORT ?= 19540
 
-.PHONY: help setup build test lint bench milvus-up milvus-down model
+.PHONY: help setup demo build test lint bench milvus-up milvus-down model
 
 help:
+	@echo "make demo         setup, then the whole product locally: Milvus, S3/SQS emulator, both functions, sample images, searches (Ctrl-C stops it)"
 	@echo "make setup        venv (pinned), ONNX Runtime library (pinned wheel), release build"
 	@echo "make test         setup, then every test (starts and stops its own Milvus)"
 	@echo "make lint         cargo fmt --check and clippy -D warnings"
@@ -18,6 +19,9 @@ help:
 
 setup:
 	bash scripts/setup.sh
+
+demo: setup
+	bash scripts/demo.sh
 
 build:
 	cargo build --release --workspace

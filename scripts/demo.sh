@@ -43,6 +43,11 @@ CLI=$ROOT/target/release/clipsearch
 SEARCH_URL="http://127.0.0.1:$LAMBDA_PORT/lambda-url/search"
 WORK=$ROOT/.local/demo
 mkdir -p "$WORK"
+# The demo's services keep their state (pidfiles, logs, data) here, so stopping them never
+# touches a Milvus, moto or emulator the user started with the scripts on the same ports: those
+# make `up` fail with "port in use" instead. Milvus starts on empty data: moto keeps the bucket
+# in memory, so an index kept from an earlier demo would point at objects that no longer exist.
+export MILVUS_HOME=$WORK/milvus MOTO_HOME=$WORK/moto LAMBDA_HOME=$WORK/lambda
 relay_pid=
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
@@ -59,8 +64,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say "model: $CLIPSEARCH_MODEL_DIR"
-say "local Milvus on :$MILVUS_PORT"
-bash scripts/milvus.sh up
+say "local Milvus on :$MILVUS_PORT (fresh data in $MILVUS_HOME)"
+bash scripts/milvus.sh up --fresh
 say "S3 + SQS emulator on :$MOTO_PORT, bucket $CLIPSEARCH_BUCKET → queue (bucket notification)"
 bash scripts/moto.sh up
 queues=$("$PY" scripts/local-aws.py --bucket "$CLIPSEARCH_BUCKET")
@@ -80,16 +85,24 @@ else
   "$PY" tools/gen_synthetic.py "$images" --count "${DEMO_COUNT:-96}" --seed 42 > /dev/null
 fi
 say "uploading them to s3://$CLIPSEARCH_BUCKET/photos/ (as a user would)"
+# Synthetic images are uploaded under names that say what they show (photos/blue-square-0007.png),
+# so the ranked keys below can be checked by eye; a user's folder keeps its relative paths.
 expected=$("$PY" - "$images" "$CLIPSEARCH_BUCKET" <<'PY'
-import os, sys, boto3
+import json, os, sys, boto3
 root, bucket = sys.argv[1:3]
 s3 = boto3.client("s3", endpoint_url=os.environ["CLIPSEARCH_S3_ENDPOINT"])
+labels = {}
+if os.path.exists(os.path.join(root, "labels.jsonl")):
+    for line in open(os.path.join(root, "labels.jsonl")):
+        row = json.loads(line)
+        labels[row["file"]] = f'{row["colour"]}-{row["shape"]}-{row["file"].split("_")[-1]}'
 n = 0
 for dirpath, _, files in os.walk(root):
     for name in sorted(files):
         if name.lower().endswith((".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")):
             path = os.path.join(dirpath, name)
-            s3.upload_file(path, bucket, "photos/" + os.path.relpath(path, root).replace(os.sep, "/"))
+            rel = os.path.relpath(path, root).replace(os.sep, "/")
+            s3.upload_file(path, bucket, "photos/" + labels.get(rel, rel))
             n += 1
 print(n)
 PY
@@ -110,20 +123,31 @@ show() {
   "$PY" -c '
 import json, sys
 doc = json.load(sys.stdin)
-print(f"   model {doc.get(\"model\")}, {doc.get(\"took_ms\")} ms")
+print("   model {}, {:.1f} ms".format(doc.get("model"), doc.get("took_ms", 0)))
 for i, r in enumerate(doc["results"], 1):
-    print(f"   {i:2}. {r[\"score\"]:.4f}  s3://{r[\"bucket\"]}/{r[\"key\"]}")
+    print("   {:2}. {:.4f}  s3://{}/{}".format(i, r["score"], r["bucket"], r["key"]))
 '
 }
 say "text search: \"$QUERY\""
 curl -fsS -X POST "$SEARCH_URL/search" -H 'content-type: application/json' \
   -d "$("$PY" -c 'import json,sys; print(json.dumps({"text": sys.argv[1], "top_k": 5}))' "$QUERY")" | show
 sample=$(find "$images" -type f \( -name '*.jpg' -o -name '*.png' -o -name '*.webp' \) | sort | head -n 1)
-say "image search with $(basename "$sample") (expect itself first, score ≈ 1)"
+what=$("$PY" - "$images" "$sample" <<'PY'
+import json, os, sys
+root, sample = sys.argv[1:3]
+labels = os.path.join(root, "labels.jsonl")
+rows = [json.loads(l) for l in open(labels)] if os.path.exists(labels) else []
+row = next((r for r in rows if r["file"] == os.path.basename(sample)), None)
+print(f'{os.path.basename(sample)}, a {row["colour"]} {row["shape"]}' if row else os.path.basename(sample))
+PY
+)
+say "image search with $what (expect itself first with a score of about 1, then its look-alikes)"
 curl -fsS -X POST "$SEARCH_URL/search?top_k=5" -H "content-type: $("$PY" -c 'import mimetypes,sys; print(mimetypes.guess_type(sys.argv[1])[0])' "$sample")" \
   --data-binary "@$sample" | show
 
 say "search page: $SEARCH_URL/"
 if [ "${DEMO_EXIT:-0}" = 1 ]; then exit 0; fi
 echo "   (Ctrl-C stops Milvus, the emulators, the functions and the relay)"
+# From here Ctrl-C is the normal way out: clean up and report success.
+trap 'exit 0' INT TERM
 while true; do sleep 3600; done

@@ -14,6 +14,8 @@
 #
 # Environment:
 #   LAMBDA_PORT           invoke port (default 9000)
+#   LAMBDA_ADDRESS        address to listen on (default 127.0.0.1; 0.0.0.0 lets containers
+#                         reach it, e.g. the MinIO webhook in docker-compose.yml)
 #   LAMBDA_HOME           state directory (default .local/lambda/<LAMBDA_PORT>): pidfile, log
 #   LAMBDA_START_TIMEOUT  seconds to wait for the build and the emulator (default 900: a cold
 #                         release build on a small machine is slow)
@@ -97,7 +99,7 @@ cmd_up() {
   log "building the functions (cargo build --release -p ingest -p search)"
   (cd "$ROOT" && cargo build --release --quiet -p ingest -p search)
 
-  local args=(lambda watch --release --quiet -P "$PORT" -A 127.0.0.1)
+  local args=(lambda watch --release --quiet -P "$PORT" -A "${LAMBDA_ADDRESS:-127.0.0.1}")
   [[ "${LAMBDA_RELOAD:-0}" == 1 ]] || args+=(--ignore-changes)
   [[ -n "${LAMBDA_ENV_FILE:-}" ]] && args+=(--env-file "$LAMBDA_ENV_FILE")
   : >"$LOG"

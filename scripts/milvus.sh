@@ -18,7 +18,9 @@
 #   MILVUS_START_TIMEOUT  seconds to wait for health in all (default 300; the first start
 #                         unpacks the engine's binaries, which takes a while on a small machine)
 #   MILVUS_STALL_TIMEOUT  seconds a started engine may stay unhealthy before it is restarted
-#                         (default 45; up to 3 attempts)
+#                         (up to 3 attempts; default 45 on empty data, 120 on kept data, where
+#                         the engine waits about a minute for the last run's sessions to expire
+#                         and a restart would only leave more of them)
 #   MILVUS_VENV           Python virtualenv holding the `milvus` package (default .venv)
 set -euo pipefail
 
@@ -29,7 +31,7 @@ ETCD_PORT="${MILVUS_ETCD_PORT:-$((PORT + 10000))}"
 ETCD_PEER_PORT=$((ETCD_PORT + 1))
 HOME_DIR="${MILVUS_HOME:-$ROOT/.local/milvus/$PORT}"
 START_TIMEOUT="${MILVUS_START_TIMEOUT:-300}"
-STALL_TIMEOUT="${MILVUS_STALL_TIMEOUT:-45}"
+STALL_TIMEOUT="${MILVUS_STALL_TIMEOUT:-}"
 VENV="${MILVUS_VENV:-$ROOT/.venv}"
 PIDFILE="$HOME_DIR/milvus.pid"
 LOG="$HOME_DIR/wrapper.log"
@@ -123,6 +125,9 @@ cmd_up() {
     # Only the data: the unpacked engine binaries in bin/ are reused.
     rm -rf "$HOME_DIR/data"
     log "starting on empty data (--fresh)"
+  fi
+  if [[ -z "$STALL_TIMEOUT" ]]; then
+    if [[ -d "$HOME_DIR/data" ]]; then STALL_TIMEOUT=120; else STALL_TIMEOUT=45; fi
   fi
   deadline=$((SECONDS + START_TIMEOUT))
   for attempt in 1 2 3; do

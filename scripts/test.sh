@@ -2,6 +2,10 @@
 # Runs every test against real components: ONNX Runtime, a local Milvus, the S3/SQS emulator
 # (moto) and the Lambda emulator (cargo lambda watch), each started here on its own ports so a
 # user's services are left alone, and stopped again whatever happens (failure, Ctrl-C).
+#
+#   scripts/test.sh                      everything: lint, services, all tests, packaging
+#   scripts/test.sh ARGS...              services, then only `cargo test --release ARGS...`
+#                                        e.g. scripts/test.sh -p clipsearch-cli --test end_to_end
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -33,11 +37,13 @@ cleanup() {
 trap cleanup EXIT INT TERM
 mkdir -p .local
 
+if [ $# -eq 0 ]; then
 echo "==> lint"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 .venv/bin/cfn-lint template.yaml
 echo "cfn-lint template.yaml: ok"
+fi
 
 echo "==> services: Milvus :$MILVUS_PORT, moto :$MOTO_PORT, Lambda emulator :$LAMBDA_PORT"
 bash scripts/milvus.sh up --fresh
@@ -53,6 +59,12 @@ curl -fsS --max-time 900 -o /dev/null -X POST --data-binary @tests/events/s3-tes
 
 echo "==> headless Chromium and playwright-core for the search page test"
 bash scripts/setup-browser.sh
+
+if [ $# -gt 0 ]; then
+  echo "==> cargo test --release $*"
+  cargo test --release "$@"
+  exit 0
+fi
 
 echo "==> cargo test"
 cargo test --release --workspace --no-fail-fast 2>&1 | tee .local/test.log

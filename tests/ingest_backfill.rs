@@ -2,29 +2,13 @@
 //! a user runs it, against a real Milvus (`MILVUS_URI`) and moto (`CLIPSEARCH_S3_ENDPOINT`).
 //! Each test uses its own collection, so repeated and parallel runs do not interfere.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use common::local_stack::unique;
+use common::{python, repo_root as repo};
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000_000)
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("CLIPSEARCH_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"))
-}
 
 fn index(source: &str, collection: &str) -> (Value, String, bool) {
     assert!(
@@ -60,7 +44,7 @@ fn a_folder_of_200_images_is_indexed_once_and_skipped_on_the_second_run() {
         "gen_synthetic: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let collection = unique("t_backfill");
+    let collection = unique("t_backfill").replace('-', "_");
     let source = dir.to_string_lossy().into_owned();
 
     let (first, stderr, ok) = index(&source, &collection);
@@ -90,7 +74,7 @@ fn a_folder_of_200_images_is_indexed_once_and_skipped_on_the_second_run() {
 #[test]
 fn a_bucket_prefix_is_backfilled_with_failures_listed() {
     let endpoint = std::env::var("CLIPSEARCH_S3_ENDPOINT").expect("CLIPSEARCH_S3_ENDPOINT (moto) is not set");
-    let bucket = unique("t-backfill").replace('_', "-");
+    let bucket = unique("t-backfill");
     let dir = std::env::temp_dir().join(unique("clipsearch-backfill-s3"));
     let gen = Command::new(python())
         .args(["tools/gen_synthetic.py"])
@@ -118,7 +102,7 @@ s3.put_object(Bucket=sys.argv[2], Key="elsewhere/x.png", Body=b"outside the pref
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let collection = unique("t_backfill_s3");
+    let collection = unique("t_backfill_s3").replace('-', "_");
     let (summary, stderr, ok) = index(&format!("s3://{bucket}/photos/"), &collection);
     // 5 images and labels.jsonl, which is no image: listed with its reason, exit status 1.
     assert!(!ok, "a failure gives a non-zero exit: {summary}");

@@ -7,8 +7,9 @@
 //! (`MILVUS_URI`; the function and this test share `MILVUS_COLLECTION`), the emulator
 //! (`LAMBDA_PORT`) started with the same environment, `ORT_DYLIB_PATH`. Missing services fail.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clipsearch::clip::{Clip, Encoder, Towers};
@@ -16,25 +17,13 @@ use clipsearch::config::{ClipSettings, MilvusSettings};
 use clipsearch::events::{notification_body, ObjectEvent};
 use clipsearch::objects::{ObjectSettings, S3Objects};
 use clipsearch::store::{ImageIndex, IndexSpec, Location, MilvusIndex};
+use common::local_stack::{lambda_url, required_env, unique, wire_bucket};
+use common::{cosine, repo_root};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn required(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run through scripts/test.sh, or start moto, Milvus and scripts/lambda.sh by hand")
-    })
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000_000)
+fn relay(queue_url: &str) -> Value {
+    common::local_stack::relay(Path::new(env!("CARGO_BIN_EXE_clipsearch")), queue_url)
 }
 
 /// A PNG whose bytes are new on every run (the function's collection is shared and lasting).
@@ -54,13 +43,6 @@ fn fresh_png() -> Vec<u8> {
     out.into_inner()
 }
 
-fn lambda_url() -> String {
-    format!(
-        "http://127.0.0.1:{}",
-        std::env::var("LAMBDA_PORT").unwrap_or_else(|_| "9000".into())
-    )
-}
-
 async fn invoke(event: &Value) -> Value {
     let url = format!("{}/2015-03-31/functions/ingest/invocations", lambda_url());
     let response = reqwest::Client::new()
@@ -75,26 +57,6 @@ async fn invoke(event: &Value) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
 }
 
-fn relay(queue_url: &str) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_clipsearch"))
-        .args(["relay", "--queue-url", queue_url, "--until-empty", "--wait-secs", "1"])
-        .env(
-            "LAMBDA_PORT",
-            std::env::var("LAMBDA_PORT").unwrap_or_else(|_| "9000".into()),
-        )
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let summary: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|_| panic!("relay printed no summary\nstdout: {stdout}\nstderr: {stderr}"));
-    assert!(
-        out.status.success(),
-        "relay left messages for retry: {summary}\n{stderr}"
-    );
-    summary
-}
-
 struct Stack {
     s3: S3Objects,
     index: MilvusIndex,
@@ -104,25 +66,14 @@ struct Stack {
 }
 
 async fn stack() -> Stack {
-    let endpoint = required("CLIPSEARCH_S3_ENDPOINT");
-    required("MILVUS_URI");
+    required_env("MILVUS_URI");
     let bucket = unique("t-lambda");
-    let out = Command::new(repo().join(".venv/bin/python"))
-        .args(["scripts/local-aws.py", "--bucket", &bucket, "--endpoint", &endpoint])
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "local-aws.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let wiring: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let queue_url = wire_bucket(&bucket);
     let settings = ClipSettings {
         model_dir: Some(
             std::env::var_os("CLIPSEARCH_MODEL_DIR")
                 .map(PathBuf::from)
-                .unwrap_or_else(|| repo().join("tests/fixtures/tiny-clip")),
+                .unwrap_or_else(|| repo_root().join("tests/fixtures/tiny-clip")),
         ),
         ..ClipSettings::from_env().unwrap()
     };
@@ -140,15 +91,8 @@ async fn stack() -> Stack {
         index,
         clip,
         bucket,
-        queue_url: wiring["queue_url"].as_str().unwrap().to_owned(),
+        queue_url,
     }
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (na * nb)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +140,7 @@ async fn an_upload_reaches_milvus_through_the_queue_and_the_emulator() {
 
     // s3:TestEvent is acknowledged and ignored.
     let test_event: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("tests/events/s3-test-event.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("tests/events/s3-test-event.json")).unwrap())
             .unwrap();
     assert_eq!(invoke(&test_event).await["ignored"], "s3:TestEvent");
 
@@ -230,7 +174,7 @@ async fn an_sqs_batch_answers_batch_item_failures_for_transient_errors_only() {
         { "messageId": "m2", "eventSource": "aws:sqs",
           "body": notification_body(&[ObjectEvent::Created { location: Location::new("no-such-bucket-here", "x.png"), size: None }]).to_string() },
         { "messageId": "m3", "eventSource": "aws:sqs",
-          "body": std::fs::read_to_string(repo().join("tests/events/s3-test-event.json")).unwrap() }
+          "body": std::fs::read_to_string(repo_root().join("tests/events/s3-test-event.json")).unwrap() }
     ]});
     assert_eq!(invoke(&batch).await, json!({ "batchItemFailures": [] }));
     drop(stack);

@@ -306,4 +306,42 @@ mod tests {
         assert_eq!(parse_invocation(&direct).unwrap(), Invocation::S3(vec![removed]));
         assert!(parse_invocation(&serde_json::json!({"hello": 1})).is_err());
     }
+
+    /// The event files in tests/events/ (used with `cargo lambda invoke --data-file`) parse
+    /// to what their names say, MinIO's webhook format included.
+    #[test]
+    fn event_fixtures_parse() {
+        let fixture = |name: &str| -> serde_json::Value {
+            let path = format!("{}/../tests/events/{name}", env!("CARGO_MANIFEST_DIR"));
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+        };
+        let created = |bucket: &str, key: &str, size: u64| ObjectEvent::Created {
+            location: Location::new(bucket, key),
+            size: Some(size),
+        };
+        assert_eq!(
+            parse_invocation(&fixture("s3-put.json")).unwrap(),
+            Invocation::S3(vec![created("clipsearch-images", "uploads/my cat+dog 100%.jpg", 1024)])
+        );
+        assert_eq!(
+            parse_invocation(&fixture("minio-webhook.json")).unwrap(),
+            Invocation::S3(vec![created("images", "photos/red car+night.jpg", 48213)])
+        );
+        assert_eq!(
+            parse_invocation(&fixture("s3-moto-minimal.json")).unwrap(),
+            Invocation::S3(vec![created("images", "dir/a b+c%é.jpg", 5)])
+        );
+        assert!(matches!(
+            parse_invocation(&fixture("s3-delete.json")).unwrap(),
+            Invocation::S3(events) if matches!(events[..], [ObjectEvent::Removed { .. }])
+        ));
+        assert_eq!(parse_invocation(&fixture("s3-test-event.json")).unwrap(), Invocation::TestEvent);
+        let Invocation::Sqs(messages) = parse_invocation(&fixture("sqs-batch.json")).unwrap() else {
+            panic!("sqs-batch.json is an SQS batch");
+        };
+        let bodies: Vec<_> = messages.iter().map(|m| parse_notification(&m.body).unwrap()).collect();
+        assert!(matches!(bodies[0], Notification::Events(ref e) if matches!(e[..], [ObjectEvent::Created { .. }])));
+        assert_eq!(bodies[1], Notification::TestEvent);
+        assert!(matches!(bodies[2], Notification::Events(ref e) if matches!(e[..], [ObjectEvent::Removed { .. }])));
+    }
 }

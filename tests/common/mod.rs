@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod local_stack;
 pub mod parity;
 
 use std::path::{Path, PathBuf};
