@@ -110,7 +110,7 @@ bench_clip() {
   local res=$BENCH_DIR/results/clip-$(date +%Y%m%d-%H%M%S)
   step "CLIP encoders: building examples/bench_clip (release)"
   cargo build --release --quiet -p clipsearch --example bench_clip
-  local rust_bin=$ROOT/target/release/examples/bench_clip
+  local rust_bin=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_clip
   clip_images
   case " $models " in *" vitb32 "*) clip_vitb32 ;; esac
   mkdir -p "$res"

@@ -39,7 +39,7 @@ fi
 export CLIPSEARCH_MODEL_DIR
 QUERY=${DEMO_QUERY:-a photo of a blue square}
 PY=$ROOT/.venv/bin/python
-CLI=$ROOT/target/release/clipsearch
+CLI=${CARGO_TARGET_DIR:-$ROOT/target}/release/clipsearch
 SEARCH_URL="http://127.0.0.1:$LAMBDA_PORT/lambda-url/search"
 WORK=$ROOT/.local/demo
 mkdir -p "$WORK"

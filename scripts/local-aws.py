@@ -4,10 +4,13 @@
     bucket --(ObjectCreated:*, ObjectRemoved:*)--> SQS queue --(3 failed receives)--> DLQ
 
 so that a plain upload to the local bucket produces the same SQS message as on AWS, which
-`clipsearch relay` then hands to the ingest function. Idempotent: running it again changes
+`clipsearch relay` then hands to the ingest function. As in template.yaml, only keys ending in
+an image suffix (IMAGE_SUFFIXES, both cases) are notified. Idempotent: running it again changes
 nothing. Prints the queue URLs as JSON on stdout.
 
     .venv/bin/python scripts/local-aws.py --bucket images [--queue images-ingest]
+    .venv/bin/python scripts/local-aws.py --check-template template.yaml
+        exits 1 unless the template's notification rules are the same as these
 
 Endpoint: --endpoint, else CLIPSEARCH_S3_ENDPOINT, else http://127.0.0.1:$MOTO_PORT (5000).
 Credentials: the standard AWS variables; `test`/`test` when unset (moto accepts anything).
@@ -19,6 +22,41 @@ import os
 import sys
 
 import boto3
+
+
+# S3 filter rules are case-sensitive and take one suffix each: one rule per event kind and suffix.
+IMAGE_SUFFIXES = [".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"]
+IMAGE_SUFFIXES += [s.upper() for s in IMAGE_SUFFIXES]
+EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+
+
+def notification_rules():
+    """(event, suffix) pairs the bucket notifies the queue of."""
+    return {(event, suffix) for event in EVENTS for suffix in IMAGE_SUFFIXES}
+
+
+def check_template(path: str) -> int:
+    from cfnlint.decode import decode
+
+    template, errors = decode(path)
+    if errors:
+        print(f"{path}: {errors}", file=sys.stderr)
+        return 1
+    bucket = template["Resources"]["ImagesBucket"]["Properties"]
+    found = set()
+    for config in bucket["NotificationConfiguration"]["QueueConfigurations"]:
+        rules = {r["Name"]: r["Value"] for r in config["Filter"]["S3Key"]["Rules"]}
+        found.add((config["Event"], rules.get("suffix")))
+    if found != notification_rules():
+        print(
+            f"{path}: bucket notification rules differ from scripts/local-aws.py:\n"
+            f"  only in the template: {sorted(found - notification_rules(), key=str)}\n"
+            f"  only here: {sorted(notification_rules() - found, key=str)}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{path}: bucket notification rules match the local wiring ({len(found)} rules)")
+    return 0
 
 
 def main() -> int:
@@ -38,7 +76,12 @@ def main() -> int:
         help="seconds a received message stays hidden (on AWS: >= 6x the function timeout)",
     )
     parser.add_argument("--max-receive-count", type=int, default=3)
+    parser.add_argument(
+        "--check-template", metavar="TEMPLATE", help="compare the notification rules with a SAM template and exit"
+    )
     args = parser.parse_args()
+    if args.check_template:
+        return check_template(args.check_template)
     queue = args.queue or f"{args.bucket}-ingest"
 
     session = boto3.session.Session(
@@ -81,10 +124,12 @@ def main() -> int:
         NotificationConfiguration={
             "QueueConfigurations": [
                 {
-                    "Id": "clipsearch-ingest",
+                    "Id": f"clipsearch-ingest-{event.split(':')[1]}-{suffix}",
                     "QueueArn": queue_arn,
-                    "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+                    "Events": [event],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
                 }
+                for event, suffix in sorted(notification_rules())
             ]
         },
     )

@@ -15,7 +15,8 @@ rm -rf "$layer" && bash scripts/fetch-onnxruntime.sh "$arch" "$layer"
 flags=(--release --output-format zip)
 [ "$arch" = arm64 ] && flags+=(--arm64)
 echo "==> cargo lambda build ${flags[*]}"
-cargo lambda build "${flags[@]}" --bin ingest --bin search
+# --lambda-dir pins where the zips go, whatever CARGO_TARGET_DIR says.
+cargo lambda build "${flags[@]}" --lambda-dir target/lambda --bin ingest --bin search
 
 max_allowed=2.34
 status=0

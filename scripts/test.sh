@@ -43,6 +43,7 @@ cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 .venv/bin/cfn-lint template.yaml
 echo "cfn-lint template.yaml: ok"
+.venv/bin/python scripts/local-aws.py --check-template template.yaml
 fi
 
 echo "==> services: Milvus :$MILVUS_PORT, moto :$MOTO_PORT, Lambda emulator :$LAMBDA_PORT"

@@ -116,8 +116,19 @@ async fn an_upload_reaches_milvus_through_the_queue_and_the_emulator() {
         )
         .await
         .unwrap();
+    stack
+        .s3
+        .put(
+            &stack.bucket,
+            "uploads/notes.jpg",
+            b"not an image either".to_vec(),
+            "image/jpeg",
+        )
+        .await
+        .unwrap();
 
-    // s3:TestEvent + two records; the text file is a permanent failure: dropped, not retried.
+    // s3:TestEvent + two records (readme.txt has no image suffix: the bucket does not notify
+    // it); notes.jpg is a permanent failure: dropped, not retried.
     let summary = relay(&stack.queue_url);
     assert_eq!(summary["failed"], 0, "{summary}");
     assert!(summary["delivered"].as_u64().unwrap() >= 2, "{summary}");

@@ -335,7 +335,10 @@ mod tests {
             parse_invocation(&fixture("s3-delete.json")).unwrap(),
             Invocation::S3(events) if matches!(events[..], [ObjectEvent::Removed { .. }])
         ));
-        assert_eq!(parse_invocation(&fixture("s3-test-event.json")).unwrap(), Invocation::TestEvent);
+        assert_eq!(
+            parse_invocation(&fixture("s3-test-event.json")).unwrap(),
+            Invocation::TestEvent
+        );
         let Invocation::Sqs(messages) = parse_invocation(&fixture("sqs-batch.json")).unwrap() else {
             panic!("sqs-batch.json is an SQS batch");
         };

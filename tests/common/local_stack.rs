@@ -46,7 +46,10 @@ pub fn wire_bucket(bucket: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     let wiring: Value = serde_json::from_slice(&out.stdout).unwrap();
-    wiring["queue_url"].as_str().expect("local-aws.py prints queue_url").to_owned()
+    wiring["queue_url"]
+        .as_str()
+        .expect("local-aws.py prints queue_url")
+        .to_owned()
 }
 
 /// `clipsearch relay --until-empty`: delivers the queue to the ingest function under the
