@@ -95,9 +95,13 @@ cmd_up() {
 
   mkdir -p "$HOME_DIR"
   # Build first, in the foreground: the emulator would otherwise compile on the first
-  # invocation, and that request would time out. Same profile and target dir as everything.
-  log "building the functions (cargo build --release -p ingest -p search)"
-  (cd "$ROOT" && cargo build --release --quiet -p ingest -p search)
+  # invocation, and that request would time out. The emulator runs `cargo run --release --bin
+  # NAME`, one function at a time; the same selection here makes those runs no-ops (and the
+  # dependency features are aligned so this matches `make setup`'s workspace build too).
+  for fn in ingest search; do
+    log "building $fn (cargo build --release --bin $fn)"
+    (cd "$ROOT" && cargo build --release --quiet --bin "$fn")
+  done
 
   local args=(lambda watch --release --quiet -P "$PORT" -A "${LAMBDA_ADDRESS:-127.0.0.1}")
   [[ "${LAMBDA_RELOAD:-0}" == 1 ]] || args+=(--ignore-changes)
