@@ -34,56 +34,16 @@ PIDFILE="$HOME_DIR/lambda.pid"
 LOG="$HOME_DIR/lambda.log"
 URL="http://127.0.0.1:$PORT"
 
-log() { printf 'lambda.sh: %s\n' "$*" >&2; }
-
-running_pid() {
-  [[ -f "$PIDFILE" ]] || return 1
-  local pid
-  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  echo "$pid"
-}
+SERVICE=lambda.sh
+WHERE=$URL
+# shellcheck source=lib/service.sh
+source "$ROOT/scripts/lib/service.sh"
 
 # Any HTTP status means the emulator's server is listening (an unknown path is a 404).
-answers() { curl -sS --max-time 2 -o /dev/null "$URL/" 2>/dev/null; }
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# The emulator runs in its own session/process group (setsid), which holds the cargo and
-# function processes it spawns: signalling the group leaves no orphan behind.
-group_alive() { kill -0 -- "-$1" 2>/dev/null; }
-
-stop_group() {
-  local pgid="$1" i
-  kill -TERM -- "-$pgid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    group_alive "$pgid" || return 0
-    sleep 0.1
-  done
-  log "process group $pgid still alive after 10 s; sending SIGKILL"
-  kill -KILL -- "-$pgid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    group_alive "$pgid" || return 0
-    sleep 0.1
-  done
-  log "could not stop process group $pgid"
-  return 1
-}
+ready() { curl -sS --max-time 2 -o /dev/null "$URL/" 2>/dev/null; }
 
 cmd_up() {
-  if pid="$(running_pid)"; then
-    if answers; then
-      log "already up (pid $pid, $URL)"
-      return 0
-    fi
-    log "pid $pid is running but does not answer; restarting it"
-    stop_group "$pid"
-  elif [[ -f "$PIDFILE" ]]; then
-    stale="$(cat "$PIDFILE" 2>/dev/null || true)"
-    if [[ "$stale" =~ ^[0-9]+$ ]] && group_alive "$stale"; then stop_group "$stale"; fi
-    rm -f "$PIDFILE"
-  fi
+  if already_up; then return 0; fi
   if port_in_use "$PORT"; then
     log "port $PORT is already in use by another process; choose LAMBDA_PORT"
     return 1
@@ -111,53 +71,8 @@ cmd_up() {
   pid=$!
   echo "$pid" >"$PIDFILE"
   log "starting (pid $pid), waiting up to ${START_TIMEOUT}s for $URL"
-  deadline=$((SECONDS + START_TIMEOUT))
-  until answers; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      log "the emulator exited during startup; last lines of $LOG:"
-      tail -n 40 "$LOG" >&2 || true
-      group_alive "$pid" && stop_group "$pid"
-      rm -f "$PIDFILE"
-      return 1
-    fi
-    if ((SECONDS >= deadline)); then
-      log "no answer after ${START_TIMEOUT}s; last lines of $LOG:"
-      tail -n 40 "$LOG" >&2 || true
-      stop_group "$pid" || true
-      rm -f "$PIDFILE"
-      return 1
-    fi
-    sleep 0.3
-  done
+  wait_ready "$pid" "$START_TIMEOUT"
   log "up: $URL (invoke: POST $URL/2015-03-31/functions/<name>/invocations; log $LOG)"
-}
-
-cmd_down() {
-  if [[ ! -f "$PIDFILE" ]]; then
-    log "not running (no $PIDFILE)"
-    return 0
-  fi
-  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-  if [[ "$pid" =~ ^[0-9]+$ ]] && group_alive "$pid"; then
-    stop_group "$pid"
-    log "stopped (pid $pid)"
-  else
-    log "not running (stale pidfile)"
-  fi
-  rm -f "$PIDFILE"
-}
-
-cmd_status() {
-  if pid="$(running_pid)" && answers; then
-    log "up (pid $pid, $URL)"
-    return 0
-  fi
-  if pid="$(running_pid)"; then
-    log "process $pid exists but $URL does not answer"
-    return 1
-  fi
-  log "not running"
-  return 3
 }
 
 case "${1:-}" in

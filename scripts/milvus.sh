@@ -37,21 +37,17 @@ PIDFILE="$HOME_DIR/milvus.pid"
 LOG="$HOME_DIR/wrapper.log"
 HEALTH_URL="http://127.0.0.1:$HEALTH_PORT/healthz"
 
-log() { printf 'milvus.sh: %s\n' "$*" >&2; }
-
-# The pid recorded by `up`, if that process still exists.
-running_pid() {
-  [[ -f "$PIDFILE" ]] || return 1
-  local pid
-  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  echo "$pid"
-}
+SERVICE=milvus.sh
+WHERE="grpc 127.0.0.1:$PORT, health $HEALTH_URL"
+# The wrapper leads the process group of everything `up` starts; SIGINT is its own shutdown
+# path (it terminates the engine, then exits). SIGTERM would leave the engine running.
+STOP_LEADER_SIGNAL=INT
+STOP_GRACE_SECS=15
+# shellcheck source=lib/service.sh
+source "$ROOT/scripts/lib/service.sh"
 
 healthy() { curl -fsS --max-time 2 "$HEALTH_URL" 2>/dev/null | grep -q OK; }
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+ready() { healthy; }
 
 show_logs() {
   local f
@@ -63,49 +59,13 @@ show_logs() {
   done
 }
 
-# Every process `up` started shares one process group (the wrapper is its leader), so the
-# group catches the engine even if the wrapper died without reaping it.
-group_alive() { kill -0 -- "-$1" 2>/dev/null; }
-
-stop_group() {
-  local pgid="$1" i
-  # SIGINT is the wrapper's own shutdown path: it terminates the engine, then exits.
-  kill -INT "$pgid" 2>/dev/null || true
-  for ((i = 0; i < 150; i++)); do
-    group_alive "$pgid" || return 0
-    # Once the wrapper is gone, anything left in the group is an orphaned engine.
-    if ! kill -0 "$pgid" 2>/dev/null; then kill -TERM -- "-$pgid" 2>/dev/null || true; fi
-    sleep 0.1
-  done
-  log "process group $pgid still alive after 15 s; sending SIGKILL"
-  kill -KILL -- "-$pgid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    group_alive "$pgid" || return 0
-    sleep 0.1
-  done
-  log "could not stop process group $pgid"
-  return 1
-}
-
 cmd_up() {
   local fresh="${1:-}"
   if [[ -n "$fresh" && "$fresh" != "--fresh" ]]; then
     log "unknown option $fresh (expected --fresh)"
     return 2
   fi
-  if pid="$(running_pid)"; then
-    if healthy; then
-      log "already up (pid $pid, grpc 127.0.0.1:$PORT, health $HEALTH_URL)"
-      return 0
-    fi
-    log "pid $pid is running but not healthy; restarting it"
-    stop_group "$pid"
-  elif [[ -f "$PIDFILE" ]]; then
-    # A stale pidfile: the wrapper died; make sure no engine of that group lingers.
-    stale="$(cat "$PIDFILE" 2>/dev/null || true)"
-    if [[ "$stale" =~ ^[0-9]+$ ]] && group_alive "$stale"; then stop_group "$stale"; fi
-    rm -f "$PIDFILE"
-  fi
+  if already_up; then return 0; fi
 
   # The wrapper silently moves to the next free port when one is taken, which would make a
   # test talk to someone else's Milvus; refuse instead.
@@ -219,34 +179,6 @@ wait_up() {
     sleep 0.5
   done
   return 0
-}
-
-cmd_down() {
-  if [[ ! -f "$PIDFILE" ]]; then
-    log "not running (no $PIDFILE)"
-    return 0
-  fi
-  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-  if [[ "$pid" =~ ^[0-9]+$ ]] && group_alive "$pid"; then
-    stop_group "$pid"
-    log "stopped (pid $pid)"
-  else
-    log "not running (stale pidfile)"
-  fi
-  rm -f "$PIDFILE"
-}
-
-cmd_status() {
-  if pid="$(running_pid)" && healthy; then
-    log "up (pid $pid, grpc 127.0.0.1:$PORT, health $HEALTH_URL)"
-    return 0
-  fi
-  if pid="$(running_pid)"; then
-    log "process $pid exists but $HEALTH_URL is not healthy"
-    return 1
-  fi
-  log "not running"
-  return 3
 }
 
 case "${1:-}" in

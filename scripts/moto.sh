@@ -23,56 +23,16 @@ PIDFILE="$HOME_DIR/moto.pid"
 LOG="$HOME_DIR/moto.log"
 URL="http://127.0.0.1:$PORT"
 
-log() { printf 'moto.sh: %s\n' "$*" >&2; }
-
-running_pid() {
-  [[ -f "$PIDFILE" ]] || return 1
-  local pid
-  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  echo "$pid"
-}
+SERVICE=moto.sh
+WHERE=$URL
+# shellcheck source=lib/service.sh
+source "$ROOT/scripts/lib/service.sh"
 
 # moto's own dashboard endpoint answers as soon as the server accepts requests.
-answers() { curl -fsS --max-time 2 -o /dev/null "$URL/moto-api/" 2>/dev/null; }
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# `up` starts moto with setsid, so it leads its own process group: the group catches any
-# child (werkzeug reloader, workers) even if the leader is gone.
-group_alive() { kill -0 -- "-$1" 2>/dev/null; }
-
-stop_group() {
-  local pgid="$1" i
-  kill -TERM -- "-$pgid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    group_alive "$pgid" || return 0
-    sleep 0.1
-  done
-  log "process group $pgid still alive after 10 s; sending SIGKILL"
-  kill -KILL -- "-$pgid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    group_alive "$pgid" || return 0
-    sleep 0.1
-  done
-  log "could not stop process group $pgid"
-  return 1
-}
+ready() { curl -fsS --max-time 2 -o /dev/null "$URL/moto-api/" 2>/dev/null; }
 
 cmd_up() {
-  if pid="$(running_pid)"; then
-    if answers; then
-      log "already up (pid $pid, $URL)"
-      return 0
-    fi
-    log "pid $pid is running but does not answer; restarting it"
-    stop_group "$pid"
-  elif [[ -f "$PIDFILE" ]]; then
-    stale="$(cat "$PIDFILE" 2>/dev/null || true)"
-    if [[ "$stale" =~ ^[0-9]+$ ]] && group_alive "$stale"; then stop_group "$stale"; fi
-    rm -f "$PIDFILE"
-  fi
+  if already_up; then return 0; fi
   if port_in_use "$PORT"; then
     log "port $PORT is already in use by another process; choose MOTO_PORT"
     return 1
@@ -84,57 +44,14 @@ cmd_up() {
 
   mkdir -p "$HOME_DIR"
   : >"$LOG"
+  # setsid: moto leads its own process group, which catches any child (werkzeug reloader,
+  # workers) even if the leader is gone.
   setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" </dev/null >>"$LOG" 2>&1 &
   pid=$!
   echo "$pid" >"$PIDFILE"
   log "starting (pid $pid), waiting up to ${START_TIMEOUT}s for $URL"
-  deadline=$((SECONDS + START_TIMEOUT))
-  until answers; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      log "moto_server exited during startup; last lines of $LOG:"
-      tail -n 40 "$LOG" >&2 || true
-      group_alive "$pid" && stop_group "$pid"
-      rm -f "$PIDFILE"
-      return 1
-    fi
-    if ((SECONDS >= deadline)); then
-      log "no answer after ${START_TIMEOUT}s; last lines of $LOG:"
-      tail -n 40 "$LOG" >&2 || true
-      stop_group "$pid" || true
-      rm -f "$PIDFILE"
-      return 1
-    fi
-    sleep 0.2
-  done
+  wait_ready "$pid" "$START_TIMEOUT"
   log "up: $URL (CLIPSEARCH_S3_ENDPOINT=$URL)"
-}
-
-cmd_down() {
-  if [[ ! -f "$PIDFILE" ]]; then
-    log "not running (no $PIDFILE)"
-    return 0
-  fi
-  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-  if [[ "$pid" =~ ^[0-9]+$ ]] && group_alive "$pid"; then
-    stop_group "$pid"
-    log "stopped (pid $pid)"
-  else
-    log "not running (stale pidfile)"
-  fi
-  rm -f "$PIDFILE"
-}
-
-cmd_status() {
-  if pid="$(running_pid)" && answers; then
-    log "up (pid $pid, $URL)"
-    return 0
-  fi
-  if pid="$(running_pid)"; then
-    log "process $pid exists but $URL does not answer"
-    return 1
-  fi
-  log "not running"
-  return 3
 }
 
 case "${1:-}" in

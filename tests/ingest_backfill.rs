@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::local_stack::unique;
-use common::{python, repo_root as repo};
+use common::{python, read_jsonl, repo_root as repo};
 use serde_json::Value;
 
 fn index(source: &str, collection: &str) -> (Value, String, bool) {
@@ -68,7 +68,47 @@ fn a_folder_of_200_images_is_indexed_once_and_skipped_on_the_second_run() {
         first["images_per_second"].as_f64().unwrap(),
         second["images_per_second"].as_f64().unwrap()
     );
+
+    // `clipsearch search` on what was indexed: by text, the class named comes first; by
+    // image, the file itself (keys are paths relative to the folder).
+    let labels: std::collections::HashMap<String, String> = read_jsonl(&dir.join("labels.jsonl"))
+        .into_iter()
+        .map(|l| {
+            let class = format!("{} {}", l["colour"].as_str().unwrap(), l["shape"].as_str().unwrap());
+            (l["file"].as_str().unwrap().to_owned(), class)
+        })
+        .collect();
+    let hits = search(&["--text", "a photo of a red circle", "--top-k", "3"], &collection);
+    assert_eq!(hits.len(), 3, "{hits:?}");
+    for hit in &hits[..2] {
+        assert_eq!(labels[hit["key"].as_str().unwrap()], "red circle", "{hits:?}");
+    }
+    let (file, _) = labels.iter().find(|(_, class)| *class == "blue star").unwrap();
+    let hits = search(&["--image", dir.join(file).to_str().unwrap()], &collection);
+    assert_eq!(hits[0]["key"], file.as_str(), "{hits:?}");
+    assert!(hits[0]["score"].as_f64().unwrap() > 0.999, "{hits:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `clipsearch search ARGS --json` against `collection`: one JSON object per result.
+fn search(args: &[&str], collection: &str) -> Vec<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_clipsearch"))
+        .arg("search")
+        .args(args)
+        .arg("--json")
+        .env("CLIPSEARCH_MODEL_DIR", repo().join("tests/fixtures/tiny-clip"))
+        .env("MILVUS_COLLECTION", collection)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "clipsearch search {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect()
 }
 
 #[test]
