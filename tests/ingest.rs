@@ -297,7 +297,8 @@ async fn a_mixed_batch_indexes_the_good_and_reports_the_rest() {
     for (i, bytes) in good.iter().enumerate() {
         env.put(&format!("good/{i}.png"), bytes).await;
     }
-    env.put("bad/notes.txt", &bad("notes.txt")).await;
+    // Text under an image name: the notification passes it (suffix), the content does not.
+    env.put("bad/notes.jpg", &bad("notes.txt")).await;
     env.put("bad/truncated.jpg", &bad("truncated.jpg")).await;
     env.put("bad/huge.png", &bad("huge_30000x30000.png")).await;
     let mut messages = env.receive(6).await;
@@ -331,7 +332,7 @@ async fn a_mixed_batch_indexes_the_good_and_reports_the_rest() {
         ("good/0.png", "indexed"),
         ("good/1.png", "indexed"),
         ("good/2.png", "indexed"),
-        ("bad/notes.txt", "not_an_image"),
+        ("bad/notes.jpg", "not_an_image"),
         ("bad/truncated.jpg", "corrupt_image"),
         ("bad/huge.png", "too_many_pixels"),
         ("never/uploaded.png", "object_missing"),
