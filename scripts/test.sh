@@ -24,12 +24,16 @@ export CLIPSEARCH_S3_ENDPOINT="http://127.0.0.1:${MOTO_PORT}"
 export CLIPSEARCH_BUCKET=clipsearch-test-functions
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 export LAMBDA_PORT=${TEST_LAMBDA_PORT:-9077}
+# A second emulator whose functions' Milvus is unreachable (port 1 refuses connections): the
+# search function's 503 path, through the real runtime and emulator.
+export LAMBDA_MILVUS_DOWN_PORT=${TEST_LAMBDA_MILVUS_DOWN_PORT:-9078}
 export RUST_LOG=${RUST_LOG:-info}
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   bash scripts/lambda.sh down || true
+  LAMBDA_PORT=$LAMBDA_MILVUS_DOWN_PORT bash scripts/lambda.sh down || true
   bash scripts/moto.sh down || true
   bash scripts/milvus.sh down || true
   exit $rc
@@ -50,6 +54,8 @@ echo "==> services: Milvus :$MILVUS_PORT, moto :$MOTO_PORT, Lambda emulator :$LA
 bash scripts/milvus.sh up --fresh
 bash scripts/moto.sh up
 bash scripts/lambda.sh up
+LAMBDA_PORT=$LAMBDA_MILVUS_DOWN_PORT MILVUS_URI=http://127.0.0.1:1 MILVUS_CONNECT_TIMEOUT_SECS=2 \
+  MILVUS_TIMEOUT_SECS=3 bash scripts/lambda.sh up
 # Start both function processes now: the emulator builds and starts a function on its first
 # invocation, which can take minutes on a small machine, longer than a browser's page timeout.
 curl -fsS --max-time 900 -o /dev/null "http://127.0.0.1:$LAMBDA_PORT/lambda-url/search/health" ||
@@ -57,6 +63,9 @@ curl -fsS --max-time 900 -o /dev/null "http://127.0.0.1:$LAMBDA_PORT/lambda-url/
 curl -fsS --max-time 900 -o /dev/null -X POST --data-binary @tests/events/s3-test-event.json \
   "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/ingest/invocations" ||
   echo "warm-up: ingest did not answer (tests will say more)"
+# 503 is the expected answer there: no -f.
+curl -sS --max-time 900 -o /dev/null "http://127.0.0.1:$LAMBDA_MILVUS_DOWN_PORT/lambda-url/search/health" ||
+  echo "warm-up: the Milvus-down search function did not answer (tests will say more)"
 
 echo "==> headless Chromium and playwright-core for the search page test"
 bash scripts/setup-browser.sh

@@ -115,7 +115,12 @@ struct Answer {
 
 /// Calls the function and checks the answer against the document.
 async fn call(method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Answer {
-    let url = format!("{}{path}", lambda_base());
+    call_at(&lambda_base(), method, path, content_type, body).await
+}
+
+/// `call` against the function served at `base`.
+async fn call_at(base: &str, method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Answer {
+    let url = format!("{base}{path}");
     let mut request = search_support::http().request(method.clone(), &url);
     if let Some(ct) = content_type {
         request = request.header("content-type", ct);
@@ -729,6 +734,54 @@ async fn errors_have_their_status_and_shape() {
 
 /// Every documented route answers (none is a 404 "no route"), and the page and the document
 /// are served.
+/// The search function of a second emulator whose Milvus is unreachable (scripts/test.sh starts
+/// it on `LAMBDA_MILVUS_DOWN_PORT` with `MILVUS_URI` pointing at a closed port): the function
+/// runs, health says so with a 503, and queries are a 503 with `Retry-After` that names no
+/// address, instead of a crash or a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_milvus_is_a_503_with_retry_after() {
+    let port = std::env::var("LAMBDA_MILVUS_DOWN_PORT")
+        .expect("LAMBDA_MILVUS_DOWN_PORT is not set: run through scripts/test.sh");
+    let base = format!("http://127.0.0.1:{port}/lambda-url/search");
+
+    let health = search_support::http()
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .expect("the second emulator answers");
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let health: Value = health.json().await.unwrap();
+    check_schema(&json!({"$ref": "#/components/schemas/Health"}), &health, "health 503");
+    assert_eq!(health["status"], "unavailable", "{health}");
+    assert_eq!(health["milvus"]["reachable"], false, "{health}");
+
+    let started = std::time::Instant::now();
+    let response = search_support::http()
+        .post(format!("{base}/search"))
+        .json(&json!({"text": "a photo of a red circle"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response.headers().get("retry-after").map(|v| v.to_str().unwrap()),
+        Some("5")
+    );
+    let answer = call_at(
+        &base,
+        Method::POST,
+        "/search",
+        Some("application/json"),
+        json!({"text": "a photo of a red circle"}).to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.body["error"]["code"], "index_unavailable", "{}", answer.body);
+    // MILVUS_CONNECT_TIMEOUT_SECS is 2 there: a refused connection must not take the
+    // function's whole timeout.
+    assert!(started.elapsed().as_secs() < 20, "took {:?}", started.elapsed());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_route_exists() {
     let served = call(Method::GET, "/openapi.json", None, vec![]).await;
