@@ -146,6 +146,12 @@ impl Env {
         Location::new(&self.bucket, key)
     }
 
+    /// Where the index says the content `id` lives (it must be indexed).
+    async fn locations(&self, id: &str) -> BTreeSet<Location> {
+        let record = self.ingestor.index().get(id).await.unwrap();
+        record.expect("the content is indexed").locations.into_iter().collect()
+    }
+
     async fn put(&self, key: &str, bytes: &[u8]) {
         self.s3
             .put(&self.bucket, key, bytes.to_vec(), "application/octet-stream")
@@ -258,16 +264,7 @@ async fn same_bytes_under_two_keys_embed_once_and_deletes_remove_locations() {
     assert_eq!(got, ["indexed", "location_added"]);
     assert_eq!(env.calls(), 1, "one inference for one content");
     let id = sha256(&bytes);
-    let locations: BTreeSet<Location> = env
-        .ingestor
-        .index()
-        .get(&id)
-        .await
-        .unwrap()
-        .unwrap()
-        .locations
-        .into_iter()
-        .collect();
+    let locations: BTreeSet<Location> = env.locations(&id).await;
     assert_eq!(
         locations,
         BTreeSet::from([env.location("a/one.png"), env.location("b/two.png")])
@@ -377,16 +374,7 @@ async fn unusual_keys_round_trip() {
         outcomes(&report)
     );
     let id = sha256(&bytes);
-    let stored: BTreeSet<Location> = env
-        .ingestor
-        .index()
-        .get(&id)
-        .await
-        .unwrap()
-        .unwrap()
-        .locations
-        .into_iter()
-        .collect();
+    let stored: BTreeSet<Location> = env.locations(&id).await;
     let expected: BTreeSet<Location> = keys.iter().map(|k| env.location(k)).collect();
     assert_eq!(stored, expected);
     assert_eq!(env.calls(), 1);
@@ -397,16 +385,7 @@ async fn unusual_keys_round_trip() {
     }
     let report = env.ingestor.handle_sqs(&env.receive(3).await).await;
     assert_eq!(outcomes(&report), ["location_removed"; 3]);
-    let left: BTreeSet<Location> = env
-        .ingestor
-        .index()
-        .get(&id)
-        .await
-        .unwrap()
-        .unwrap()
-        .locations
-        .into_iter()
-        .collect();
+    let left: BTreeSet<Location> = env.locations(&id).await;
     let expected: BTreeSet<Location> = ["with space.png", "ünïcödé/日本 語.png", "literal%2Bescape.png"]
         .iter()
         .map(|k| env.location(k))

@@ -3,6 +3,8 @@
 //! works in its own collection, named after the test, process and time, and drops it at the
 //! end, so tests run concurrently and repeatedly. An unreachable Milvus fails every test.
 
+mod common;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clipsearch::config::{MilvusIndexKind, MilvusSettings};
@@ -10,6 +12,7 @@ use clipsearch::store::{
     ImageIndex, ImageRecord, IndexSpec, Location, MilvusIndex, RemoveOutcome, SearchRequest, MAX_LOCATIONS,
 };
 use clipsearch::Error;
+use common::rng::Rng;
 use sha2::{Digest, Sha256};
 
 const DIM: usize = 512;
@@ -53,27 +56,6 @@ async fn open(test: &str) -> MilvusIndex {
     open_with(&unique_collection(test), DIM, MODEL)
         .await
         .expect("ensure_collection")
-}
-
-/// Deterministic pseudo-random numbers (splitmix64): no extra dependency, repeatable data.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn unit_vector(&mut self, dim: usize) -> Vec<f32> {
-        let v: Vec<f32> = (0..dim)
-            .map(|_| (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
-            .collect();
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.into_iter().map(|x| x / norm).collect()
-    }
 }
 
 fn sha256_hex(data: &[u8]) -> String {

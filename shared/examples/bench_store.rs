@@ -19,31 +19,10 @@ use std::time::{Duration, Instant};
 use clipsearch::config::{MilvusIndexKind, MilvusSettings};
 use clipsearch::store::{ImageIndex, ImageRecord, IndexSpec, Location, MilvusIndex, SearchRequest};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    }
-
-    fn vector(&mut self, dim: usize) -> Vec<f32> {
-        (0..dim).map(|_| self.uniform()).collect()
-    }
-}
-
-fn normalize(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
-    v.iter_mut().for_each(|x| *x /= norm);
-    v
-}
+// The splitmix64 generator the store tests use, so both make the same kind of data.
+#[path = "../../tests/common/rng.rs"]
+mod rng;
+use rng::{normalize, Rng};
 
 /// Clustered unit vectors: a random centre plus noise of comparable size.
 fn clustered(rng: &mut Rng, centres: &[Vec<f32>], dim: usize, noise_scale: f32) -> Vec<f32> {

@@ -3,6 +3,7 @@
 
 pub mod local_stack;
 pub mod parity;
+pub mod rng;
 
 use std::path::{Path, PathBuf};
 
