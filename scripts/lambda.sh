@@ -44,10 +44,7 @@ ready() { curl -sS --max-time 2 -o /dev/null "$URL/" 2>/dev/null; }
 
 cmd_up() {
   if already_up; then return 0; fi
-  if port_in_use "$PORT"; then
-    log "port $PORT is already in use by another process; choose LAMBDA_PORT"
-    return 1
-  fi
+  require_free_ports LAMBDA_PORT "$PORT"
   if [[ ! -x "$CARGO_LAMBDA" ]]; then
     log "cargo-lambda not found at $CARGO_LAMBDA (run: make setup)"
     return 1
@@ -75,12 +72,4 @@ cmd_up() {
   log "up: $URL (invoke: POST $URL/2015-03-31/functions/<name>/invocations; log $LOG)"
 }
 
-case "${1:-}" in
-  up) cmd_up ;;
-  down) cmd_down ;;
-  status) cmd_status ;;
-  *)
-    echo "usage: $0 up|down|status" >&2
-    exit 2
-    ;;
-esac
+service_main "$@"

@@ -38,6 +38,7 @@ LOG="$HOME_DIR/wrapper.log"
 HEALTH_URL="http://127.0.0.1:$HEALTH_PORT/healthz"
 
 SERVICE=milvus.sh
+USAGE="up [--fresh]|down|status"
 WHERE="grpc 127.0.0.1:$PORT, health $HEALTH_URL"
 # The wrapper leads the process group of everything `up` starts; SIGINT is its own shutdown
 # path (it terminates the engine, then exits). SIGTERM would leave the engine running.
@@ -69,12 +70,8 @@ cmd_up() {
 
   # The wrapper silently moves to the next free port when one is taken, which would make a
   # test talk to someone else's Milvus; refuse instead.
-  for p in "$PORT" "$HEALTH_PORT" "$ETCD_PORT" "$ETCD_PEER_PORT" $(seq $((PORT + 1)) $((PORT + 8))); do
-    if port_in_use "$p"; then
-      log "port $p is already in use by another process; choose MILVUS_PORT / MILVUS_HEALTH_PORT / MILVUS_ETCD_PORT"
-      return 1
-    fi
-  done
+  require_free_ports "MILVUS_PORT / MILVUS_HEALTH_PORT / MILVUS_ETCD_PORT" \
+    "$PORT" "$HEALTH_PORT" "$ETCD_PORT" "$ETCD_PEER_PORT" $(seq $((PORT + 1)) $((PORT + 8)))
   if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import milvus' 2>/dev/null; then
     log "the milvus package is not installed in $VENV (run: make setup, or $VENV/bin/pip install milvus==2.3.5)"
     return 1
@@ -181,12 +178,4 @@ wait_up() {
   return 0
 }
 
-case "${1:-}" in
-  up) cmd_up "${2:-}" ;;
-  down) cmd_down ;;
-  status) cmd_status ;;
-  *)
-    echo "usage: $0 up [--fresh]|down|status" >&2
-    exit 2
-    ;;
-esac
+service_main "$@"

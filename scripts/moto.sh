@@ -33,10 +33,7 @@ ready() { curl -fsS --max-time 2 -o /dev/null "$URL/moto-api/" 2>/dev/null; }
 
 cmd_up() {
   if already_up; then return 0; fi
-  if port_in_use "$PORT"; then
-    log "port $PORT is already in use by another process; choose MOTO_PORT"
-    return 1
-  fi
+  require_free_ports MOTO_PORT "$PORT"
   if [[ ! -x "$VENV/bin/moto_server" ]]; then
     log "moto_server is not installed in $VENV (run: make setup)"
     return 1
@@ -54,12 +51,4 @@ cmd_up() {
   log "up: $URL (CLIPSEARCH_S3_ENDPOINT=$URL)"
 }
 
-case "${1:-}" in
-  up) cmd_up ;;
-  down) cmd_down ;;
-  status) cmd_status ;;
-  *)
-    echo "usage: $0 up|down|status" >&2
-    exit 2
-    ;;
-esac
+service_main "$@"

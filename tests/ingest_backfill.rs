@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::local_stack::unique;
-use common::{python, read_jsonl, repo_root as repo};
+use common::{read_jsonl, repo_root as repo, run_python};
 use serde_json::Value;
 
 fn index(source: &str, collection: &str) -> (Value, String, bool) {
@@ -32,18 +32,14 @@ fn index(source: &str, collection: &str) -> (Value, String, bool) {
 #[test]
 fn a_folder_of_200_images_is_indexed_once_and_skipped_on_the_second_run() {
     let dir = std::env::temp_dir().join(unique("clipsearch-backfill"));
-    let out = Command::new(python())
-        .args(["tools/gen_synthetic.py"])
-        .arg(&dir)
-        .args(["--count", "200", "--seed", "41"])
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "gen_synthetic: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_python(&[
+        "tools/gen_synthetic.py",
+        dir.to_str().unwrap(),
+        "--count",
+        "200",
+        "--seed",
+        "41",
+    ]);
     let collection = unique("t_backfill").replace('-', "_");
     let source = dir.to_string_lossy().into_owned();
 
@@ -116,14 +112,14 @@ fn a_bucket_prefix_is_backfilled_with_failures_listed() {
     let endpoint = std::env::var("CLIPSEARCH_S3_ENDPOINT").expect("CLIPSEARCH_S3_ENDPOINT (moto) is not set");
     let bucket = unique("t-backfill");
     let dir = std::env::temp_dir().join(unique("clipsearch-backfill-s3"));
-    let gen = Command::new(python())
-        .args(["tools/gen_synthetic.py"])
-        .arg(&dir)
-        .args(["--count", "5", "--seed", "42"])
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(gen.status.success());
+    run_python(&[
+        "tools/gen_synthetic.py",
+        dir.to_str().unwrap(),
+        "--count",
+        "5",
+        "--seed",
+        "42",
+    ]);
     // Upload with boto3 (no notification wiring: a backfill is for buckets that predate it).
     let upload = r#"
 import boto3, os, sys
@@ -135,12 +131,7 @@ for name in sorted(os.listdir(sys.argv[3])):
 s3.put_object(Bucket=sys.argv[2], Key="photos/sub/", Body=b"")
 s3.put_object(Bucket=sys.argv[2], Key="elsewhere/x.png", Body=b"outside the prefix")
 "#;
-    let out = Command::new(python())
-        .args(["-c", upload, &endpoint, &bucket])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_python(&["-c", upload, &endpoint, &bucket, dir.to_str().unwrap()]);
 
     let collection = unique("t_backfill_s3").replace('-', "_");
     let (summary, stderr, ok) = index(&format!("s3://{bucket}/photos/"), &collection);

@@ -54,15 +54,7 @@ async fn text_search_ranks_presigns_and_times_its_stages() {
 
     // The presigned URL serves exactly the stored bytes.
     let url = answer.results[0].url.as_deref().expect("presigned");
-    let bytes = search_support::http()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(bytes.as_ref(), first.bytes.as_slice());
+    assert_eq!(search_support::download(url).await, first.bytes);
 
     // A text-only deployment refuses image queries as a client error, not a 500.
     let refused = searcher

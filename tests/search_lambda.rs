@@ -388,14 +388,10 @@ async fn presigned_urls_fetch_the_right_bytes() {
         json!({"text": "a photo of a purple cross", "top_k": 3, "prefix": corpus.prefix}),
     )
     .await;
-    let client = search_support::http();
     for hit in results(&answer) {
-        let url = hit["url"].as_str().unwrap();
-        let response = client.get(url).send().await.expect("presigned GET");
-        assert_eq!(response.status(), StatusCode::OK, "{url}");
-        let bytes = response.bytes().await.unwrap();
+        let bytes = search_support::download(hit["url"].as_str().unwrap()).await;
         let seeded = corpus.by_id(id_of(hit)).unwrap();
-        assert_eq!(bytes.as_ref(), seeded.bytes.as_slice(), "bytes of {}", seeded.key);
+        assert_eq!(bytes, seeded.bytes, "bytes of {}", seeded.key);
     }
 
     // GET /images/{id}: metadata and a working URL.
@@ -415,15 +411,8 @@ async fn presigned_urls_fetch_the_right_bytes() {
         .unwrap()
         .iter()
         .any(|l| l["key"] == image.key.as_str()));
-    let fetched = client
-        .get(info.body["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(fetched.as_ref(), image.bytes.as_slice());
+    let fetched = search_support::download(info.body["url"].as_str().unwrap()).await;
+    assert_eq!(fetched, image.bytes);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

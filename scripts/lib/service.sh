@@ -5,7 +5,8 @@
 # leader died without reaping them: no orphans, whatever happened.
 #
 # The sourcing script sets SERVICE (log prefix), PIDFILE, LOG and WHERE (how to reach it, for
-# messages), defines `ready` (exit 0 when the service answers), and may set
+# messages), defines `ready` (exit 0 when the service answers) and `cmd_up`, ends with
+# `service_main "$@"`, and may set USAGE (the usage line's commands) and
 #   STOP_LEADER_SIGNAL  signal for the leader alone (its own clean shutdown path); the rest of the
 #                       group gets SIGTERM once the leader is gone. Default: SIGTERM to the group.
 #   STOP_GRACE_SECS     wait before SIGKILL (default 10)
@@ -23,6 +24,18 @@ running_pid() {
 }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Exit 1 (with a message naming the variables to change) when any of the ports is taken.
+require_free_ports() {
+  local vars="$1" p
+  shift
+  for p in "$@"; do
+    if port_in_use "$p"; then
+      log "port $p is already in use by another process; choose $vars"
+      return 1
+    fi
+  done
+}
 
 group_alive() { kill -0 -- "-$1" 2>/dev/null; }
 
@@ -121,4 +134,19 @@ cmd_status() {
   fi
   log "not running"
   return 3
+}
+
+# The command line every service script takes: up [ARGS] | down | status.
+service_main() {
+  local command="${1:-}"
+  shift || true
+  case "$command" in
+    up) cmd_up "$@" ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    *)
+      echo "usage: $0 ${USAGE:-up|down|status}" >&2
+      exit 2
+      ;;
+  esac
 }

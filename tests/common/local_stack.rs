@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{python, repo_root};
+use super::run_python;
 
 pub fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -35,17 +35,8 @@ pub fn lambda_url() -> String {
 /// same script the demo uses. Returns the queue URL.
 pub fn wire_bucket(bucket: &str) -> String {
     let endpoint = required_env("CLIPSEARCH_S3_ENDPOINT");
-    let out = Command::new(python())
-        .args(["scripts/local-aws.py", "--bucket", bucket, "--endpoint", &endpoint])
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "local-aws.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let wiring: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = run_python(&["scripts/local-aws.py", "--bucket", bucket, "--endpoint", &endpoint]);
+    let wiring: Value = serde_json::from_str(&out).unwrap();
     wiring["queue_url"]
         .as_str()
         .expect("local-aws.py prints queue_url")

@@ -215,3 +215,14 @@ pub fn http() -> reqwest::Client {
         .build()
         .expect("HTTP client")
 }
+
+/// The body behind a (presigned) URL, which must answer 200.
+pub async fn download(url: &str) -> Vec<u8> {
+    let response = http()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(response.status(), reqwest::StatusCode::OK, "{url}");
+    response.bytes().await.expect("body").to_vec()
+}
