@@ -13,6 +13,7 @@ mod common;
 
 use std::path::Path;
 
+use clipsearch::clip::decode::sniff;
 use clipsearch::objects::{ObjectSettings, S3Objects};
 use common::local_stack::{lambda_url, relay, required_env, unique, wire_bucket};
 use common::{read_jsonl, run_python, tempdir};
@@ -58,14 +59,6 @@ fn key_of(result: &Value) -> &str {
     result["key"].as_str().expect("a key")
 }
 
-fn content_type(file: &str) -> &'static str {
-    match Path::new(file).extension().and_then(|e| e.to_str()) {
-        Some("png") => "image/png",
-        Some("webp") => "image/webp",
-        _ => "image/jpeg",
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_notify_ingest_search_delete() {
     required_env("MILVUS_URI");
@@ -90,9 +83,8 @@ async fn upload_notify_ingest_search_delete() {
     for label in &labels {
         let file = label["file"].as_str().unwrap();
         let bytes = std::fs::read(dir.join(file)).unwrap();
-        s3.put(&bucket, &format!("{prefix}{file}"), bytes, content_type(file))
-            .await
-            .unwrap();
+        let mime = sniff(&bytes).unwrap().mime();
+        s3.put(&bucket, &format!("{prefix}{file}"), bytes, mime).await.unwrap();
     }
     let summary = relay(Path::new(CLIPSEARCH), &queue_url);
     assert_eq!(summary["failed"], 0, "{summary}");
@@ -137,7 +129,8 @@ async fn upload_notify_ingest_search_delete() {
     // The image itself, posted as the request body, finds itself with a score of ~1.
     let bytes = std::fs::read(dir.join(file)).unwrap();
     let id = hex::encode(Sha256::digest(&bytes));
-    let results = search_image(bytes, content_type(file), &prefix).await;
+    let mime = sniff(&bytes).unwrap().mime();
+    let results = search_image(bytes, mime, &prefix).await;
     assert_eq!(key_of(&results[0]), key);
     assert_eq!(
         results[0]["id"],

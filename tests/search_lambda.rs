@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use base64::Engine;
+use clipsearch::clip::decode::sniff;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
@@ -280,11 +281,7 @@ async fn text_query_puts_red_circles_first() {
 async fn image_query_finds_itself_first_in_every_body_shape() {
     let corpus = corpus().await;
     let image = corpus.by_class("blue", "star")[0];
-    let mime = match image.file.extension().and_then(|e| e.to_str()) {
-        Some("png") => "image/png",
-        Some("webp") => "image/webp",
-        _ => "image/jpeg",
-    };
+    let mime = sniff(&image.bytes).unwrap().mime();
     let query = format!("/search?top_k=3&prefix={}", encode(&corpus.prefix));
 
     let raw = call(Method::POST, &query, Some(mime), image.bytes.clone()).await;
