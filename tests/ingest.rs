@@ -19,8 +19,8 @@ use clipsearch::clip::{Clip, Embedding, Encoder, ImageEmbedding, Towers};
 use clipsearch::config::MilvusSettings;
 use clipsearch::events::{notification_body, ObjectEvent, SqsMessage};
 use clipsearch::ingest::{BatchReport, Ingestor, Outcome};
-use clipsearch::objects::{FetchedObject, ObjectSettings, ObjectSource, S3Objects};
-use clipsearch::store::{ImageIndex, IndexSpec, Location, MilvusIndex};
+use clipsearch::objects::{FetchedObject, ObjectSettings, ObjectSource, ObjectState, S3Objects};
+use clipsearch::store::{ImageIndex, IndexSpec, IndexedObject, KeyRange, Location, MilvusIndex};
 use clipsearch::{Error, Result};
 use sha2::{Digest, Sha256};
 
@@ -269,7 +269,7 @@ async fn same_bytes_under_two_keys_embed_once_and_deletes_remove_locations() {
         locations,
         BTreeSet::from([env.location("a/one.png"), env.location("b/two.png")])
     );
-    assert_eq!(env.ingestor.index().count().await.unwrap(), 1);
+    assert_eq!(env.ingestor.index().count().await.unwrap(), 2, "one row per object");
 
     env.s3.delete(&env.bucket, "a/one.png").await.unwrap();
     let removal = env.receive(1).await;
@@ -423,17 +423,25 @@ impl ImageIndex for StopsAfter {
         self.gate()?;
         self.inner.get(id).await
     }
-    async fn upsert(&self, record: clipsearch::store::ImageRecord) -> Result<()> {
+    async fn vector_of(&self, id: &str) -> Result<Option<IndexedObject>> {
         self.gate()?;
-        self.inner.upsert(record).await
+        self.inner.vector_of(id).await
     }
-    async fn add_location(&self, id: &str, location: &Location) -> Result<bool> {
+    async fn object(&self, location: &Location) -> Result<Option<IndexedObject>> {
         self.gate()?;
-        self.inner.add_location(id, location).await
+        self.inner.object(location).await
     }
-    async fn remove_location(&self, location: &Location) -> Result<clipsearch::store::RemoveOutcome> {
+    async fn put_object(&self, object: IndexedObject) -> Result<()> {
         self.gate()?;
-        self.inner.remove_location(location).await
+        self.inner.put_object(object).await
+    }
+    async fn remove_object(&self, location: &Location) -> Result<Option<String>> {
+        self.gate()?;
+        self.inner.remove_object(location).await
+    }
+    async fn objects_in(&self, range: &KeyRange, limit: usize) -> Result<Vec<IndexedObject>> {
+        self.gate()?;
+        self.inner.objects_in(range, limit).await
     }
     async fn search(&self, request: &clipsearch::store::SearchRequest) -> Result<Vec<clipsearch::store::SearchHit>> {
         self.gate()?;
@@ -478,8 +486,9 @@ async fn milvus_failing_mid_batch_fails_the_rest_transiently_and_writes_nothing_
 
     let spec = env.ingestor.index().spec().clone();
     let inner = MilvusIndex::connect(&settings, spec.clone()).await.unwrap();
-    // A new record costs a `get` and an `upsert`: records 0 and 1 take 4 calls, record 2's
-    // `get` the 5th; its `upsert`, after the inference, is the first to fail.
+    // A new object costs three index calls (its row, a known vector, the write): records 0
+    // and 1 take 6, record 2's reads the 7th and 8th; its write, after the inference, is the
+    // first to fail.
     let stopping = Ingestor::new(
         Arc::new(Counting {
             clip: Clip::load(&common::settings(), Towers::IMAGE).unwrap(),
@@ -487,7 +496,7 @@ async fn milvus_failing_mid_batch_fails_the_rest_transiently_and_writes_nothing_
         }),
         StopsAfter {
             inner,
-            budget: std::sync::atomic::AtomicIsize::new(5),
+            budget: std::sync::atomic::AtomicIsize::new(8),
             error: message,
         },
         env.s3.clone(),
@@ -588,6 +597,9 @@ impl ObjectSource for StopsMilvus<'_> {
             assert!(self.milvus.script("down"), "stopping the private Milvus");
         }
         self.inner.fetch(bucket, key, max_bytes).await
+    }
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectState> {
+        self.inner.head(bucket, key).await
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clipsearch::config::{MilvusIndexKind, MilvusSettings};
 use clipsearch::store::{
-    ImageIndex, ImageRecord, IndexSpec, Location, MilvusIndex, RemoveOutcome, SearchRequest, MAX_LOCATIONS,
+    ImageIndex, ImageRecord, IndexSpec, IndexedObject, KeyRange, Location, MilvusIndex, SearchRequest,
 };
 use clipsearch::Error;
 use common::rng::Rng;
@@ -240,7 +240,7 @@ async fn thousand_records_search_filters_and_count() {
 }
 
 #[tokio::test]
-async fn same_content_under_two_keys_is_one_record() {
+async fn same_content_under_two_keys_is_one_content_with_two_rows() {
     let index = open("dupes").await;
     with_cleanup!(index, {
         let mut rng = Rng(7);
@@ -250,13 +250,12 @@ async fn same_content_under_two_keys_is_one_record() {
         assert!(!index.exists(&id).await.unwrap());
         index.upsert(first.clone()).await.unwrap();
         assert!(index.exists(&id).await.unwrap());
-        // The same bytes arrive under another key: ingest would skip inference and either
-        // add the location or upsert again; both keep one record.
+        // The same bytes under another key: a row of its own, the same content.
         index
             .upsert(record("cat", vector.clone(), &["b/cat copy.jpg"]))
             .await
             .unwrap();
-        assert_eq!(index.count().await.unwrap(), 1);
+        assert_eq!(index.count().await.unwrap(), 2, "one row per object");
         let stored = index.get(&id).await.unwrap().expect("record");
         assert_eq!(
             stored.locations,
@@ -268,70 +267,78 @@ async fn same_content_under_two_keys_is_one_record() {
         assert_eq!(stored.embedding.len(), DIM);
         assert!(stored.embedding.iter().zip(&vector).all(|(a, b)| (a - b).abs() < 1e-6));
         assert_eq!(stored.model, MODEL);
+        let copied = index.vector_of(&id).await.unwrap().expect("a row with the vector");
+        assert_eq!(copied.embedding.len(), DIM);
 
         let third = Location::new("archive", "c/cat.jpg");
-        assert!(index.add_location(&id, &third).await.unwrap());
-        assert!(index.add_location(&id, &third).await.unwrap(), "idempotent");
-        assert!(!index.add_location(&sha256_hex(b"unknown"), &third).await.unwrap());
-        assert_eq!(index.get(&id).await.unwrap().unwrap().locations.len(), 3);
+        index
+            .put_object(IndexedObject::of_record(&stored, third.clone()))
+            .await
+            .unwrap();
+        index
+            .put_object(IndexedObject::of_record(&stored, third.clone()))
+            .await
+            .unwrap();
+        assert_eq!(index.get(&id).await.unwrap().unwrap().locations.len(), 3, "idempotent");
         // Upper-case ids are the same id.
         assert!(index.exists(&id.to_uppercase()).await.unwrap());
+        // One search hit for the content, listing all three.
+        let hits = index.search(&query(&vector, 5)).await.unwrap();
+        assert_eq!(hits[0].locations.len(), 3);
+        assert_eq!(hits.iter().filter(|h| h.id == id).count(), 1);
 
         // Same key in another bucket is a different object.
         assert_eq!(
             index
-                .remove_location(&Location::new("elsewhere", "a/cat.jpg"))
+                .remove_object(&Location::new("elsewhere", "a/cat.jpg"))
                 .await
                 .unwrap(),
-            RemoveOutcome::NotIndexed
+            None
         );
         assert_eq!(
-            index
-                .remove_location(&Location::new(BUCKET, "a/cat.jpg"))
-                .await
-                .unwrap(),
-            RemoveOutcome::LocationRemoved { id: id.clone() }
+            index.remove_object(&Location::new(BUCKET, "a/cat.jpg")).await.unwrap(),
+            Some(id.clone())
         );
-        assert_eq!(
-            index
-                .remove_location(&Location::new(BUCKET, "b/cat copy.jpg"))
-                .await
-                .unwrap(),
-            RemoveOutcome::LocationRemoved { id: id.clone() }
-        );
+        index
+            .remove_object(&Location::new(BUCKET, "b/cat copy.jpg"))
+            .await
+            .unwrap();
         assert_eq!(index.count().await.unwrap(), 1);
         let hits = index.search(&query(&vector, 5)).await.unwrap();
         assert_eq!(hits[0].locations, vec![third.clone()]);
 
-        assert_eq!(
-            index.remove_location(&third).await.unwrap(),
-            RemoveOutcome::RecordDeleted { id: id.clone() }
-        );
+        assert_eq!(index.remove_object(&third).await.unwrap(), Some(id.clone()));
         assert!(!index.exists(&id).await.unwrap());
         assert!(index.get(&id).await.unwrap().is_none());
         assert_eq!(index.count().await.unwrap(), 0);
-        assert_eq!(index.remove_location(&third).await.unwrap(), RemoveOutcome::NotIndexed);
+        assert_eq!(index.remove_object(&third).await.unwrap(), None);
     });
 }
 
 #[tokio::test]
-async fn an_overwritten_key_moves_to_the_new_content() {
+async fn an_overwritten_key_holds_only_the_new_content() {
     let index = open("moves").await;
     with_cleanup!(index, {
         let mut rng = Rng(9);
         let old = record("old bytes", rng.unit_vector(DIM), &["same/key.jpg"]);
         let kept = record("kept bytes", rng.unit_vector(DIM), &["same/key.jpg", "other.jpg"]);
         index.upsert(old.clone()).await.unwrap();
-        // New bytes written to the same key: the old content loses its only location.
+        // New bytes written to the same key replace that object's row, and only that row.
         let new = record("new bytes", rng.unit_vector(DIM), &["same/key.jpg"]);
         index.upsert(new.clone()).await.unwrap();
         assert!(!index.exists(&old.id).await.unwrap());
         assert!(index.exists(&new.id).await.unwrap());
-        // Content with another location keeps it.
         index.upsert(kept.clone()).await.unwrap();
         assert!(!index.exists(&new.id).await.unwrap());
         assert_eq!(index.get(&kept.id).await.unwrap().unwrap().locations.len(), 2);
-        assert_eq!(index.count().await.unwrap(), 1);
+        assert_eq!(index.count().await.unwrap(), 2);
+        let row = index
+            .object(&Location::new(BUCKET, "same/key.jpg"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.id, kept.id);
+        assert!(row.embedding.is_empty(), "point reads leave the vector out");
     });
 }
 
@@ -397,11 +404,26 @@ async fn hostile_keys_are_stored_and_matched_literally() {
             assert!(matches!(index.search(&request).await, Err(Error::InvalidRequest(_))));
         }
 
-        // Removing a hostile key touches its record only.
+        // A listing range bounded by hostile keys is literal too.
+        for key in hostile {
+            let range = KeyRange {
+                bucket: BUCKET.into(),
+                prefix: key.to_string(),
+                ..Default::default()
+            };
+            let rows = index.objects_in(&range, 100).await.unwrap();
+            assert!(
+                rows.iter().all(|r| r.location.key.starts_with(key)),
+                "{key:?}: {rows:?}"
+            );
+            assert!(rows.iter().any(|r| r.location.key == key), "{key:?}");
+        }
+
+        // Removing a hostile key touches its row only.
         for (i, (r, key)) in records.iter().zip(hostile).enumerate() {
             assert_eq!(
-                index.remove_location(&Location::new(BUCKET, key)).await.unwrap(),
-                RemoveOutcome::RecordDeleted { id: r.id.clone() }
+                index.remove_object(&Location::new(BUCKET, key)).await.unwrap(),
+                Some(r.id.clone())
             );
             assert_eq!(
                 index.count().await.unwrap(),
@@ -414,28 +436,125 @@ async fn hostile_keys_are_stored_and_matched_literally() {
 }
 
 #[tokio::test]
-async fn location_limit_is_enforced() {
-    let index = open("limit").await;
+async fn many_keys_of_one_content_are_one_hit_and_top_k_stays_distinct() {
+    let index = open("popular").await;
     with_cleanup!(index, {
-        let keys: Vec<String> = (0..MAX_LOCATIONS).map(|i| format!("copy/{i}.jpg")).collect();
+        let mut rng = Rng(3);
+        // One content under 300 keys (far more than the 16 the old layout allowed), and 40
+        // other contents: the popular one is nearest to the probe, its copies must not crowd
+        // the others out of the top 10.
+        let keys: Vec<String> = (0..300).map(|i| format!("copy/{i:03}.jpg")).collect();
         let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let r = record("popular", Rng(3).unit_vector(DIM), &key_refs);
-        index.upsert(r.clone()).await.unwrap();
-        // The prefix filter looks at every slot, the last one included.
+        let popular = record("popular", rng.unit_vector(DIM), &key_refs);
+        let others: Vec<ImageRecord> = (0..40)
+            .map(|i| {
+                // Near the popular vector, so they rank right after its copies.
+                let noise = rng.unit_vector(DIM);
+                let mixed: Vec<f32> = popular.embedding.iter().zip(&noise).map(|(p, n)| p + 0.6 * n).collect();
+                record(&format!("other-{i}"), mixed, &[&format!("other/{i:02}.jpg")])
+            })
+            .collect();
+        let mut all = vec![popular.clone()];
+        all.extend(others.iter().cloned());
+        index.upsert_many(&all).await.unwrap();
+        assert_eq!(index.count().await.unwrap(), 340);
+
+        let hits = index.search(&query(&popular.embedding, 10)).await.unwrap();
+        assert_eq!(hits.len(), 10, "top_k distinct contents");
+        let ids: std::collections::HashSet<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(ids.len(), 10, "no content twice");
+        assert_eq!(hits[0].id, popular.id);
+        assert_eq!(hits[0].locations.len(), 300, "every location of the content");
+        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+
+        // A prefix matching only the last copy still finds the content, that key first.
         let last = SearchRequest {
-            key_prefix: Some(format!("copy/{}.", MAX_LOCATIONS - 1)),
-            ..query(&r.embedding, 5)
+            key_prefix: Some("copy/299.".into()),
+            ..query(&popular.embedding, 5)
         };
         let hits = index.search(&last).await.unwrap();
         assert_eq!(hits.len(), 1);
-        assert_eq!(hits[0].locations[0].key, keys[MAX_LOCATIONS - 1]);
-        assert!(matches!(
-            index
-                .add_location(&r.id, &Location::new(BUCKET, "one-too-many.jpg"))
-                .await,
-            Err(Error::InvalidRequest(_))
-        ));
+        assert_eq!(hits[0].locations[0].key, "copy/299.jpg");
+        assert_eq!(hits[0].locations.len(), 300);
+
+        // "More like this" on the popular content: its copies are all left out.
+        let more = SearchRequest {
+            exclude_id: Some(popular.id.clone()),
+            ..query(&popular.embedding, 10)
+        };
+        let hits = index.search(&more).await.unwrap();
+        assert_eq!(hits.len(), 10);
+        assert!(hits.iter().all(|h| h.id != popular.id));
+
+        // A listing range sees exactly its keys.
+        let range = KeyRange {
+            bucket: BUCKET.into(),
+            prefix: "copy/".into(),
+            after: Some("copy/099.jpg".into()),
+            through: Some("copy/199.jpg".into()),
+        };
+        let rows = index.objects_in(&range, 1000).await.unwrap();
+        assert_eq!(rows.len(), 100);
+        assert!(
+            matches!(index.objects_in(&range, 50).await, Err(Error::Store(_))),
+            "a range over the limit is an error, not a cut"
+        );
     });
+}
+
+#[tokio::test]
+async fn a_collection_of_the_old_layout_is_refused_with_the_migration() {
+    use milvus::v2::prelude::{
+        ClientV2, CollectionSchema, ConnectConfig, CreateCollectionRequest, DataType, DropCollectionRequest,
+        FieldSchema,
+    };
+    let name = unique_collection("oldlayout");
+    let settings = settings(&name, MilvusIndexKind::Hnsw);
+    let client = ClientV2::new(&ConnectConfig::new().uri(settings.uri.clone()))
+        .await
+        .unwrap();
+    let schema = CollectionSchema::new()
+        .add_field(
+            FieldSchema::new()
+                .name("id")
+                .data_type(DataType::VarChar)
+                .max_length(64)
+                .primary_key(true),
+        )
+        .add_field(
+            FieldSchema::new()
+                .name("embedding")
+                .data_type(DataType::FloatVector)
+                .dimension(DIM as u32),
+        );
+    client
+        .create_collection(
+            CreateCollectionRequest::builder()
+                .collection_name(&name)
+                .schema(schema)
+                .properties(std::collections::HashMap::from([
+                    ("clipsearch.model".to_owned(), MODEL.to_owned()),
+                    ("clipsearch.schema_version".to_owned(), "1".to_owned()),
+                ]))
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let refused = open_with(&name, DIM, MODEL).await;
+    client
+        .drop_collection(DropCollectionRequest::builder().collection_name(&name).build().unwrap())
+        .await
+        .unwrap();
+    match refused {
+        Err(clipsearch::Error::SchemaMismatch(message)) => {
+            assert!(
+                message.contains("reconcile") && message.contains("--apply"),
+                "{message}"
+            )
+        }
+        other => panic!("an old-layout collection was accepted: {other:?}"),
+    }
 }
 
 #[tokio::test]

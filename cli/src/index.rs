@@ -40,9 +40,9 @@ pub struct IndexArgs {
     pub quiet: bool,
 }
 
-/// The subcommand: `Ok(false)` when some images failed.
-pub fn command(args: IndexArgs) -> Result<bool> {
-    // Per-record lines would tear the progress bar; failures are listed by the summary.
+/// Logs to stderr at `warn`, without ingest's per-record lines (they would tear the progress
+/// bar; failures are listed by the summary). `RUST_LOG` overrides.
+pub fn quiet_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -50,6 +50,11 @@ pub fn command(args: IndexArgs) -> Result<bool> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,clipsearch::ingest=off")),
         )
         .try_init();
+}
+
+/// The subcommand: `Ok(false)` when some images failed.
+pub fn command(args: IndexArgs) -> Result<bool> {
+    quiet_tracing();
     let clip = ClipSettings {
         model_dir: Some(args.model.clone()),
         ..ClipSettings::from_env()?
@@ -250,7 +255,7 @@ async fn list(ingestor: &ClipIngestor, options: &IndexArgs) -> Result<(Vec<Item>
 }
 
 /// Collects image files under `dir` with their key: the path relative to `root`, `/`-separated.
-fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>, ignored: &mut u64) -> Result<()> {
+pub fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>, ignored: &mut u64) -> Result<()> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
         let path = entry.path();

@@ -2,6 +2,7 @@
 
 mod embed;
 mod index;
+mod reconcile;
 mod relay;
 mod search;
 
@@ -26,6 +27,8 @@ enum Command {
     Embed(EmbedCommand),
     /// Backfill: index every image under s3://bucket/prefix or in a local folder.
     Index(index::IndexArgs),
+    /// Compare the index with s3://bucket/prefix or a folder; `--apply` repairs the differences.
+    Reconcile(reconcile::ReconcileArgs),
     /// Development: deliver the local ingest queue to the function under `cargo lambda watch`.
     Relay(relay::RelayArgs),
     /// Search the index by text, image file or id (the search function's use case).
@@ -76,6 +79,7 @@ fn run(cli: Cli) -> Result<bool> {
         }) => embed::images(&clip_settings(&model)?, &files, save_crops.as_deref()),
         Command::Embed(EmbedCommand::Text { model, texts }) => embed::texts(&clip_settings(&model)?, &texts),
         Command::Index(args) => index::command(args),
+        Command::Reconcile(args) => reconcile::command(args),
         Command::Relay(args) => relay::command(args),
         Command::Search(args) => search::command(args),
     }

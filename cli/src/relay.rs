@@ -3,13 +3,20 @@
 //! with an SQS event, and deletes only the messages the function did not report in
 //! `batchItemFailures`. Failed messages stay in the queue: they reappear after the visibility
 //! timeout and, after the queue's `maxReceiveCount`, move to the dead-letter queue, as on AWS.
+//!
+//! With `--in-process MODEL_DIR` the relay is itself the function: it handles each batch with
+//! the ingest use case the Lambda runs (`Ingestor::handle_sqs`). Several such relays are several
+//! independent ingest workers, which is how the tests run concurrent Lambdas as separate
+//! processes without an emulator per worker.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
-use clipsearch::config::env_opt;
+use clipsearch::config::{env_opt, ClipSettings};
+use clipsearch::events::SqsMessage;
+use clipsearch::ingest::ClipIngestor;
 use serde_json::{json, Value};
 
 #[derive(clap::Args)]
@@ -35,6 +42,31 @@ pub struct RelayArgs {
     /// Exit after the first receive that returns nothing, instead of polling forever.
     #[arg(long)]
     pub until_empty: bool,
+    /// Handle batches in this process with the model in DIR (ingest's own code), instead of
+    /// invoking the emulated function.
+    #[arg(long, value_name = "DIR", conflicts_with = "lambda_url")]
+    pub in_process: Option<std::path::PathBuf>,
+}
+
+/// Who handles a batch.
+enum Target {
+    Emulator { http: reqwest::Client, url: String },
+    InProcess(Box<ClipIngestor>),
+}
+
+impl Target {
+    /// The ids of the messages to retry.
+    async fn deliver(&self, event: &Value, messages: &[SqsMessage]) -> Result<HashSet<String>> {
+        match self {
+            Target::Emulator { http, url } => invoke(http, url, event).await,
+            Target::InProcess(ingestor) => Ok(ingestor
+                .handle_sqs(messages)
+                .await
+                .failed_message_ids
+                .into_iter()
+                .collect()),
+        }
+    }
 }
 
 /// The subcommand: `Ok(false)` when some messages were left for retry.
@@ -95,11 +127,25 @@ pub async fn run(options: RelayArgs) -> Result<bool> {
         lambda_url.trim_end_matches('/'),
         options.function
     );
-    let http = reqwest::Client::builder()
-        // The first invocation may wait for `cargo lambda watch` to compile the function.
-        .timeout(Duration::from_secs(900))
-        .build()?;
-    eprintln!("relay: {queue_url} -> {invoke_url}");
+    let target = match &options.in_process {
+        Some(model) => {
+            let clip = ClipSettings {
+                model_dir: Some(model.clone()),
+                ..ClipSettings::from_env()?
+            };
+            let ingestor = ClipIngestor::from_env(clip).await.context("ingest cold start")?;
+            eprintln!("relay: {queue_url} -> in-process ingest (pid {})", std::process::id());
+            Target::InProcess(Box::new(ingestor))
+        }
+        None => {
+            let http = reqwest::Client::builder()
+                // The first invocation may wait for `cargo lambda watch` to compile the function.
+                .timeout(Duration::from_secs(900))
+                .build()?;
+            eprintln!("relay: {queue_url} -> {invoke_url}");
+            Target::Emulator { http, url: invoke_url }
+        }
+    };
 
     let mut totals = Totals::default();
     loop {
@@ -145,7 +191,14 @@ pub async fn run(options: RelayArgs) -> Result<bool> {
             .collect();
         totals.invocations += 1;
         totals.delivered += messages.len() as u64;
-        let retry = match invoke(&http, &invoke_url, &json!({ "Records": records })).await {
+        let batch: Vec<SqsMessage> = messages
+            .iter()
+            .map(|m| SqsMessage {
+                message_id: m.message_id().unwrap_or_default().to_owned(),
+                body: m.body().unwrap_or_default().to_owned(),
+            })
+            .collect();
+        let retry = match target.deliver(&json!({ "Records": records }), &batch).await {
             Ok(failures) => failures,
             Err(e) => {
                 // Like the real mapping: an invocation error retries the whole batch.

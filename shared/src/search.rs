@@ -792,7 +792,11 @@ mod tests {
             Ok(FetchedObject {
                 bytes: vec![2],
                 content_type: None,
+                version: Default::default(),
             })
+        }
+        async fn head(&self, _bucket: &str, _key: &str) -> Result<crate::objects::ObjectState> {
+            Ok(crate::objects::ObjectState::Present(Default::default()))
         }
     }
 

@@ -4,7 +4,8 @@
 
 use clipsearch::config::MilvusSettings;
 use clipsearch::store::{
-    ImageIndex, ImageRecord, IndexSpec, Location, MemoryIndex, MilvusIndex, RemoveOutcome, SearchHit, SearchRequest,
+    ImageIndex, ImageRecord, IndexSpec, IndexedObject, KeyRange, Location, MemoryIndex, MilvusIndex, SearchHit,
+    SearchRequest,
 };
 use clipsearch::Result;
 use tokio::sync::OnceCell;
@@ -65,16 +66,24 @@ impl ImageIndex for LazyMilvus {
         self.connected().await?.get(id).await
     }
 
-    async fn upsert(&self, record: ImageRecord) -> Result<()> {
-        self.connected().await?.upsert(record).await
+    async fn vector_of(&self, id: &str) -> Result<Option<IndexedObject>> {
+        self.connected().await?.vector_of(id).await
     }
 
-    async fn add_location(&self, id: &str, location: &Location) -> Result<bool> {
-        self.connected().await?.add_location(id, location).await
+    async fn object(&self, location: &Location) -> Result<Option<IndexedObject>> {
+        self.connected().await?.object(location).await
     }
 
-    async fn remove_location(&self, location: &Location) -> Result<RemoveOutcome> {
-        self.connected().await?.remove_location(location).await
+    async fn put_object(&self, object: IndexedObject) -> Result<()> {
+        self.connected().await?.put_object(object).await
+    }
+
+    async fn remove_object(&self, location: &Location) -> Result<Option<String>> {
+        self.connected().await?.remove_object(location).await
+    }
+
+    async fn objects_in(&self, range: &KeyRange, limit: usize) -> Result<Vec<IndexedObject>> {
+        self.connected().await?.objects_in(range, limit).await
     }
 
     async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>> {

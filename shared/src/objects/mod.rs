@@ -8,11 +8,46 @@ pub use s3::S3Objects;
 
 use crate::Result;
 
+/// Which bytes an object holds, as S3 names them: two reads that agree on this read the same
+/// bytes (S3 is strongly consistent for reads after writes).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectVersion {
+    /// The ETag, quotes included as S3 sends it; empty for a local file.
+    pub etag: String,
+    pub size: u64,
+    /// Last-modified time, ms since the Unix epoch (0 when unknown).
+    pub modified_ms: i64,
+}
+
+impl ObjectVersion {
+    /// Same bytes: equal ETags when both have one (S3), else equal size and time (files).
+    pub fn same_as(&self, other: &ObjectVersion) -> bool {
+        if !self.etag.is_empty() && !other.etag.is_empty() {
+            self.etag == other.etag && self.size == other.size
+        } else {
+            self.size == other.size && self.modified_ms == other.modified_ms
+        }
+    }
+}
+
 /// An object's bytes and what S3 says about them.
 #[derive(Debug, Clone)]
 pub struct FetchedObject {
     pub bytes: Vec<u8>,
     pub content_type: Option<String>,
+    /// The version these bytes are (from the GET's own headers).
+    pub version: ObjectVersion,
+}
+
+/// What a HEAD says about a key now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectState {
+    Present(ObjectVersion),
+    /// No object under the key (404, or a 403 that a listing shows is a missing key).
+    Absent,
+    /// S3 answered 403 and could not be asked whether the key exists (no `s3:ListBucket`):
+    /// the object is missing or the role may not read it.
+    Unreadable(String),
 }
 
 /// One listed object.
@@ -20,6 +55,7 @@ pub struct FetchedObject {
 pub struct ObjectSummary {
     pub key: String,
     pub size: u64,
+    pub version: ObjectVersion,
 }
 
 /// Reads objects. `fetch` refuses objects over `max_bytes` from their metadata, before the
@@ -27,6 +63,8 @@ pub struct ObjectSummary {
 #[allow(async_fn_in_trait)]
 pub trait ObjectSource {
     async fn fetch(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<FetchedObject>;
+    /// The key's current state, by HEAD (never downloads the body).
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectState>;
 }
 
 /// Makes time-limited URLs so browsers and apps talk to S3 directly.

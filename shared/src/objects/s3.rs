@@ -6,7 +6,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::Client;
 
-use super::{FetchedObject, ObjectSettings, ObjectSource, ObjectSummary, Presigner};
+use super::{FetchedObject, ObjectSettings, ObjectSource, ObjectState, ObjectSummary, ObjectVersion, Presigner};
 use crate::{Error, Result};
 
 /// S3 (or an S3-compatible endpoint). Cheap to clone; create once per process.
@@ -41,25 +41,54 @@ impl S3Objects {
     /// Every object under `prefix`, following continuation tokens.
     pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectSummary>> {
         let mut out = Vec::new();
-        let mut pages = self
+        let mut after: Option<String> = None;
+        loop {
+            let (page, more) = self.list_page(bucket, prefix, after.as_deref(), 1000).await?;
+            after = page.last().map(|o| o.key.clone());
+            out.extend(page);
+            if !more {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// One page of keys under `prefix` that sort after `start_after`, in key order, and
+    /// whether more follow. Resumable from any key (S3's `StartAfter`).
+    pub async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        max_keys: i32,
+    ) -> Result<(Vec<ObjectSummary>, bool)> {
+        let page = self
             .client
             .list_objects_v2()
             .bucket(bucket)
             .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(e, bucket, prefix))?;
-            for obj in page.contents() {
-                if let Some(key) = obj.key() {
-                    out.push(ObjectSummary {
-                        key: key.to_string(),
-                        size: obj.size().unwrap_or(0).max(0) as u64,
-                    });
-                }
-            }
-        }
-        Ok(out)
+            .set_start_after(start_after.map(str::to_owned))
+            .max_keys(max_keys)
+            .send()
+            .await
+            .map_err(|e| classify(e, bucket, prefix))?;
+        let objects = page
+            .contents()
+            .iter()
+            .filter_map(|obj| {
+                let key = obj.key()?.to_string();
+                let size = obj.size().unwrap_or(0).max(0) as u64;
+                Some(ObjectSummary {
+                    key,
+                    size,
+                    version: ObjectVersion {
+                        etag: obj.e_tag().unwrap_or_default().to_string(),
+                        size,
+                        modified_ms: obj.last_modified().map(millis).unwrap_or(0),
+                    },
+                })
+            })
+            .collect();
+        Ok((objects, page.is_truncated().unwrap_or(false)))
     }
 
     /// Uploads bytes (used by the demo, the tests and nothing in production paths).
@@ -134,6 +163,11 @@ impl ObjectSource for S3Objects {
             return Err(Error::ImageTooLarge { size, limit: max_bytes });
         }
         let content_type = response.content_type().map(str::to_string);
+        let version = ObjectVersion {
+            etag: response.e_tag().unwrap_or_default().to_string(),
+            size,
+            modified_ms: response.last_modified().map(millis).unwrap_or(0),
+        };
         let mut body = response.body;
         let mut bytes = Vec::with_capacity(size as usize);
         while let Some(chunk) = body
@@ -150,8 +184,42 @@ impl ObjectSource for S3Objects {
                 });
             }
         }
-        Ok(FetchedObject { bytes, content_type })
+        Ok(FetchedObject {
+            bytes,
+            content_type,
+            version,
+        })
     }
+
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectState> {
+        let response = self.client.head_object().bucket(bucket).key(key).send().await;
+        match response.map_err(|e| classify(e, bucket, key)) {
+            Ok(head) => {
+                let size = head.content_length().unwrap_or(0).max(0) as u64;
+                Ok(ObjectState::Present(ObjectVersion {
+                    etag: head.e_tag().unwrap_or_default().to_string(),
+                    size,
+                    modified_ms: head.last_modified().map(millis).unwrap_or(0),
+                }))
+            }
+            Err(Error::ObjectMissing { .. }) => Ok(ObjectState::Absent),
+            // Without s3:ListBucket, S3 answers 403 rather than 404 for a missing key; a
+            // listing of exactly that key tells the two apart where the role may list.
+            Err(Error::ObjectAccess(reason)) => match self.list_page(bucket, key, None, 1).await {
+                Ok((page, _)) if page.first().is_some_and(|o| o.key == key) => Ok(ObjectState::Unreadable(reason)),
+                Ok(_) => Ok(ObjectState::Absent),
+                Err(Error::ObjectAccess(_)) => Ok(ObjectState::Unreadable(format!(
+                    "{reason} (and s3:ListBucket is not granted, so a missing key cannot be told from a forbidden one)"
+                ))),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn millis(time: &aws_sdk_s3::primitives::DateTime) -> i64 {
+    time.to_millis().unwrap_or(0)
 }
 
 impl Presigner for S3Objects {

@@ -42,6 +42,12 @@ pub fn in_list<'a>(field: &str, values: impl IntoIterator<Item = &'a str>) -> Re
     Ok(format!("{field} in [{}]", literals.join(", ")))
 }
 
+/// `field not in ["v1", "v2", …]`, every value escaped.
+pub fn not_in_list<'a>(field: &str, values: impl IntoIterator<Item = &'a str>) -> Result<String> {
+    let literals = values.into_iter().map(string_literal).collect::<Result<Vec<_>>>()?;
+    Ok(format!("{field} not in [{}]", literals.join(", ")))
+}
+
 /// `field == "value"`.
 pub fn equals(field: &str, value: &str) -> Result<String> {
     Ok(format!("{field} == {}", string_literal(value)?))

@@ -1,27 +1,27 @@
-//! An in-process [`ImageIndex`] with the same semantics as the Milvus one (exact cosine
-//! search), for unit tests of ingest and search logic. Not for production: no persistence.
+//! An in-process [`ImageIndex`] with the same semantics as the Milvus one (one row per object,
+//! exact cosine search grouped by content), for unit tests of ingest and search logic. Not for
+//! production: no persistence.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
 use super::{
-    dedup_locations, matching_first, normalize_id, too_many_locations, validate_record, validate_search,
-    validate_vector, ImageIndex, ImageRecord, IndexSpec, Location, RemoveOutcome, SearchHit, SearchRequest,
-    MAX_LOCATIONS,
+    group_rows, matching_first, normalize_id, validate_object, validate_search, validate_vector, ImageIndex,
+    ImageRecord, IndexSpec, IndexedObject, KeyRange, Location, SearchHit, SearchRequest,
 };
 use crate::{Error, Result};
 
 #[derive(Debug)]
 pub struct MemoryIndex {
     spec: IndexSpec,
-    records: Mutex<BTreeMap<String, ImageRecord>>,
+    rows: Mutex<BTreeMap<Location, IndexedObject>>,
 }
 
 impl MemoryIndex {
     pub fn new(spec: IndexSpec) -> Self {
         Self {
             spec,
-            records: Mutex::new(BTreeMap::new()),
+            rows: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -29,20 +29,10 @@ impl MemoryIndex {
         &self.spec
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, ImageRecord>>> {
-        self.records
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<Location, IndexedObject>>> {
+        self.rows
             .lock()
             .map_err(|_| Error::Store("memory index poisoned".into()))
-    }
-
-    /// Removes `location` from every record but `owner`, deleting records left empty.
-    fn detach(records: &mut BTreeMap<String, ImageRecord>, location: &Location, owner: &str) {
-        records.retain(|id, record| {
-            if id != owner {
-                record.locations.retain(|l| l != location);
-            }
-            !record.locations.is_empty()
-        });
     }
 }
 
@@ -57,73 +47,59 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
+fn without_vector(row: &IndexedObject) -> IndexedObject {
+    IndexedObject {
+        embedding: Vec::new(),
+        ..row.clone()
+    }
+}
+
 impl ImageIndex for MemoryIndex {
     async fn exists(&self, id: &str) -> Result<bool> {
         let id = normalize_id(id)?;
-        Ok(self.lock()?.contains_key(&id))
+        Ok(self.lock()?.values().any(|r| r.id == id))
     }
 
     async fn get(&self, id: &str) -> Result<Option<ImageRecord>> {
         let id = normalize_id(id)?;
-        Ok(self.lock()?.get(&id).cloned())
+        let rows: Vec<IndexedObject> = self.lock()?.values().filter(|r| r.id == id).cloned().collect();
+        Ok(group_rows(rows).into_iter().next())
     }
 
-    async fn upsert(&self, record: ImageRecord) -> Result<()> {
-        let mut record = validate_record(&record, &self.spec)?;
-        let mut records = self.lock()?;
-        if let Some(old) = records.get(&record.id) {
-            let mut merged = old.locations.clone();
-            merged.extend(record.locations);
-            record.locations = dedup_locations(merged);
-            record.ingested_at_ms = record.ingested_at_ms.min(old.ingested_at_ms);
-            if record.locations.len() > MAX_LOCATIONS {
-                return Err(too_many_locations(&record.id));
-            }
-        }
-        for location in &record.locations {
-            Self::detach(&mut records, location, &record.id);
-        }
-        records.insert(record.id.clone(), record);
+    async fn vector_of(&self, id: &str) -> Result<Option<IndexedObject>> {
+        let id = normalize_id(id)?;
+        Ok(self.lock()?.values().find(|r| r.id == id).cloned())
+    }
+
+    async fn object(&self, location: &Location) -> Result<Option<IndexedObject>> {
+        location.validate()?;
+        Ok(self.lock()?.get(location).map(without_vector))
+    }
+
+    async fn put_object(&self, object: IndexedObject) -> Result<()> {
+        let row = validate_object(&object, &self.spec)?;
+        self.lock()?.insert(row.location.clone(), row);
         Ok(())
     }
 
-    async fn add_location(&self, id: &str, location: &Location) -> Result<bool> {
-        let id = normalize_id(id)?;
+    async fn remove_object(&self, location: &Location) -> Result<Option<String>> {
         location.validate()?;
-        let mut records = self.lock()?;
-        let Some(record) = records.get_mut(&id) else {
-            return Ok(false);
-        };
-        if !record.locations.contains(location) {
-            if record.locations.len() >= MAX_LOCATIONS {
-                return Err(too_many_locations(&id));
-            }
-            record.locations.push(location.clone());
-        }
-        Self::detach(&mut records, location, &id);
-        Ok(true)
+        Ok(self.lock()?.remove(location).map(|r| r.id))
     }
 
-    async fn remove_location(&self, location: &Location) -> Result<RemoveOutcome> {
-        location.validate()?;
-        let mut records = self.lock()?;
-        let Some(id) = records
-            .iter()
-            .find(|(_, r)| r.locations.contains(location))
-            .map(|(id, _)| id.clone())
-        else {
-            return Ok(RemoveOutcome::NotIndexed);
-        };
-        let Some(record) = records.get_mut(&id) else {
-            return Ok(RemoveOutcome::NotIndexed);
-        };
-        record.locations.retain(|l| l != location);
-        if record.locations.is_empty() {
-            records.remove(&id);
-            Ok(RemoveOutcome::RecordDeleted { id })
-        } else {
-            Ok(RemoveOutcome::LocationRemoved { id })
+    async fn objects_in(&self, range: &KeyRange, limit: usize) -> Result<Vec<IndexedObject>> {
+        let rows: Vec<IndexedObject> = self
+            .lock()?
+            .values()
+            .filter(|r| range.contains(&r.location))
+            .map(without_vector)
+            .collect();
+        if rows.len() > limit {
+            return Err(Error::Store(format!(
+                "more than {limit} index rows in one listing range"
+            )));
         }
+        Ok(rows)
     }
 
     async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>> {
@@ -131,16 +107,21 @@ impl ImageIndex for MemoryIndex {
         validate_vector(&request.vector, &self.spec)?;
         let exclude = request.exclude_id.as_deref().map(normalize_id).transpose()?;
         let prefix = request.key_prefix.as_deref().filter(|p| !p.is_empty());
-        let records = self.lock()?;
-        let mut hits: Vec<SearchHit> = records
+        let rows = self.lock()?;
+        let matching: HashSet<&str> = rows
             .values()
-            .filter(|r| exclude.as_deref() != Some(r.id.as_str()))
-            .filter(|r| prefix.is_none_or(|p| r.locations.iter().any(|l| l.key.starts_with(p))))
+            .filter(|r| prefix.is_none_or(|p| r.location.key.starts_with(p)))
+            .map(|r| r.id.as_str())
+            .collect();
+        let contents = group_rows(rows.values().cloned().collect());
+        let mut hits: Vec<SearchHit> = contents
+            .into_iter()
+            .filter(|r| matching.contains(r.id.as_str()) && exclude.as_deref() != Some(r.id.as_str()))
             .map(|r| SearchHit {
-                id: r.id.clone(),
                 score: cosine(&request.vector, &r.embedding),
-                locations: matching_first(r.locations.clone(), prefix),
-                content_type: r.content_type.clone(),
+                locations: matching_first(r.locations, prefix),
+                id: r.id,
+                content_type: r.content_type,
                 width: r.width,
                 height: r.height,
                 byte_size: r.byte_size,
@@ -191,48 +172,32 @@ mod tests {
             });
             index.upsert(record('a', vec![1.0, 0.0], &["x/1"])).await.unwrap();
             index.upsert(record('b', vec![0.0, 1.0], &["y/1"])).await.unwrap();
-            // Same content under a second key: one record, two locations.
+            // Same content under a second key: two rows, one content.
             index.upsert(record('a', vec![1.0, 0.0], &["x/2"])).await.unwrap();
-            assert_eq!(index.count().await.unwrap(), 2);
+            assert_eq!(index.count().await.unwrap(), 3);
             let a = index.get(&"a".repeat(64)).await.unwrap().unwrap();
             assert_eq!(a.locations.len(), 2);
 
-            let hits = index
-                .search(&SearchRequest {
-                    vector: vec![1.0, 0.1],
-                    top_k: 10,
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
+            let search = |prefix: Option<&str>| SearchRequest {
+                vector: vec![1.0, 0.1],
+                top_k: 10,
+                key_prefix: prefix.map(str::to_owned),
+                ..Default::default()
+            };
+            let hits = index.search(&search(None)).await.unwrap();
+            assert_eq!(hits.len(), 2, "one hit per content");
             assert_eq!(hits[0].id, "a".repeat(64));
-            let hits = index
-                .search(&SearchRequest {
-                    vector: vec![1.0, 0.1],
-                    top_k: 10,
-                    key_prefix: Some("y/".into()),
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-            assert_eq!(hits.len(), 1);
+            assert_eq!(hits[0].locations.len(), 2);
+            assert_eq!(index.search(&search(Some("y/"))).await.unwrap().len(), 1);
 
-            // A key overwritten with other bytes moves to the new record.
+            // A key overwritten with other bytes holds only the new content.
             index.upsert(record('c', vec![1.0, 1.0], &["y/1"])).await.unwrap();
             assert!(!index.exists(&"b".repeat(64)).await.unwrap());
 
             let x1 = Location::new("b", "x/1");
-            let x2 = Location::new("b", "x/2");
-            assert!(matches!(
-                index.remove_location(&x1).await.unwrap(),
-                RemoveOutcome::LocationRemoved { .. }
-            ));
-            assert!(matches!(
-                index.remove_location(&x2).await.unwrap(),
-                RemoveOutcome::RecordDeleted { .. }
-            ));
-            assert_eq!(index.remove_location(&x2).await.unwrap(), RemoveOutcome::NotIndexed);
-            assert_eq!(index.count().await.unwrap(), 1);
+            assert_eq!(index.remove_object(&x1).await.unwrap(), Some("a".repeat(64)));
+            assert_eq!(index.remove_object(&x1).await.unwrap(), None);
+            assert_eq!(index.count().await.unwrap(), 2);
         });
     }
 }

@@ -1,18 +1,24 @@
-//! The image index: one record per distinct image content (keyed by the sha256 of its bytes),
-//! holding its CLIP embedding, the S3 locations that hold those bytes and a little metadata.
+//! The image index: one row per S3 object (bucket + key), holding the sha256 of the bytes it
+//! currently holds, their CLIP embedding and a little metadata. Every S3 event changes only its
+//! own object's row, so concurrent writers never read, change and write back a shared value
+//! (Milvus has no transactions): see docs/milvus.md for why this layout and how ordering is
+//! decided. Identical content under several keys is embedded once and stored per key; search
+//! groups rows by content, so a photo stored under five keys is one result listing five
+//! locations.
 //!
 //! [`ImageIndex`] is what ingest, search and the CLI program against; [`MilvusIndex`] is the
 //! real implementation and [`MemoryIndex`] an in-process one for unit tests of their logic.
-//! Records never mix models: [`IndexSpec`] names the model and dimension a collection accepts.
+//! Rows never mix models: [`IndexSpec`] names the model and dimension a collection accepts.
 
 pub mod filter;
 mod memory;
 mod milvus;
+mod milvus_index;
+mod milvus_rows;
 mod schema;
 
 pub use memory::MemoryIndex;
 pub use milvus::MilvusIndex;
-pub use schema::MAX_LOCATIONS;
 
 use crate::{Error, Result};
 
@@ -65,23 +71,84 @@ impl std::fmt::Display for Location {
     }
 }
 
-/// Everything stored for one image content.
+/// One image content as search and `GET /images/{id}` see it: the rows of every object that
+/// holds these bytes, grouped.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageRecord {
     /// Lowercase sha256 hex of the image bytes: the same bytes always get the same id.
     pub id: String,
     /// The image embedding (L2-normalised by the encoder; the index uses cosine anyway).
     pub embedding: Vec<f32>,
-    /// Where these bytes live; at least one, at most [`MAX_LOCATIONS`].
+    /// Every object holding these bytes, sorted; at least one.
     pub locations: Vec<Location>,
     pub content_type: String,
     pub width: u32,
     pub height: u32,
     pub byte_size: u64,
-    /// Milliseconds since the Unix epoch of the first ingest of this content.
+    /// Milliseconds since the Unix epoch of the earliest ingest among its objects.
     pub ingested_at_ms: i64,
     /// Name of the model that produced `embedding`.
     pub model: String,
+}
+
+/// One object's row: what the object at `location` held when it was last indexed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedObject {
+    pub location: Location,
+    /// sha256 hex of the bytes the object held.
+    pub id: String,
+    /// Empty when read without the vector ([`ImageIndex::object`], listings).
+    pub embedding: Vec<f32>,
+    pub content_type: String,
+    pub width: u32,
+    pub height: u32,
+    pub byte_size: u64,
+    /// The object's version as S3 named it (ETag); empty for a local file.
+    pub etag: String,
+    /// The object's last-modified time (ms since the epoch; a file's mtime).
+    pub modified_ms: i64,
+    /// When this row was written (ms since the epoch).
+    pub ingested_at_ms: i64,
+    pub model: String,
+}
+
+impl IndexedObject {
+    /// The row of `location` for a content record (bulk loads and tests).
+    pub fn of_record(record: &ImageRecord, location: Location) -> Self {
+        Self {
+            location,
+            id: record.id.clone(),
+            embedding: record.embedding.clone(),
+            content_type: record.content_type.clone(),
+            width: record.width,
+            height: record.height,
+            byte_size: record.byte_size,
+            etag: String::new(),
+            modified_ms: record.ingested_at_ms,
+            ingested_at_ms: record.ingested_at_ms,
+            model: record.model.clone(),
+        }
+    }
+}
+
+/// The keys of one bucket that a listing covers: those starting with `prefix`, after `after`
+/// (exclusive) and up to `through` (inclusive). Reconcile walks a bucket in such ranges so that
+/// consecutive ranges cover every key exactly once.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyRange {
+    pub bucket: String,
+    pub prefix: String,
+    pub after: Option<String>,
+    pub through: Option<String>,
+}
+
+impl KeyRange {
+    pub fn contains(&self, location: &Location) -> bool {
+        location.bucket == self.bucket
+            && location.key.starts_with(&self.prefix)
+            && self.after.as_deref().is_none_or(|a| location.key.as_str() > a)
+            && self.through.as_deref().is_none_or(|t| location.key.as_str() <= t)
+    }
 }
 
 /// A nearest-neighbour query.
@@ -104,7 +171,7 @@ pub struct SearchHit {
     pub id: String,
     /// Cosine similarity in [-1, 1]; higher is closer.
     pub score: f32,
-    /// All locations of the content; with a `key_prefix`, the matching ones come first.
+    /// Every object holding the content; with a `key_prefix`, the matching ones come first.
     pub locations: Vec<Location>,
     pub content_type: String,
     pub width: u32,
@@ -119,37 +186,37 @@ pub struct IndexSpec {
     pub model: String,
 }
 
-/// What [`ImageIndex::remove_location`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemoveOutcome {
-    /// No record lists that location.
-    NotIndexed,
-    /// The record keeps its other locations.
-    LocationRemoved { id: String },
-    /// That was the record's last location, so the record is gone.
-    RecordDeleted { id: String },
-}
-
 /// The operations ingest, search and the CLI need from the index.
 #[allow(async_fn_in_trait)]
 pub trait ImageIndex {
-    /// Whether a record with this id exists (ingest skips inference when it does).
+    /// Whether any object holds this content (ingest copies its vector instead of embedding).
     async fn exists(&self, id: &str) -> Result<bool>;
-    /// The full record, embedding included.
+    /// The content with its embedding and every location holding it.
     async fn get(&self, id: &str) -> Result<Option<ImageRecord>>;
-    /// Writes the record. If the id exists already, its locations are merged with the new
-    /// ones (nothing is forgotten); every other field takes the new value. A location moves:
-    /// it is removed from any other record that listed it (the key now holds these bytes).
-    async fn upsert(&self, record: ImageRecord) -> Result<()>;
-    /// Adds a location to an existing record without touching its embedding (and moves it off
-    /// any other record). `Ok(false)` when the id is unknown.
-    async fn add_location(&self, id: &str, location: &Location) -> Result<bool>;
-    /// Forgets a location (an S3 object was deleted or overwritten); the record goes away with
-    /// its last location.
-    async fn remove_location(&self, location: &Location) -> Result<RemoveOutcome>;
+    /// One row holding this content, with its vector (ingest copies it instead of embedding).
+    async fn vector_of(&self, id: &str) -> Result<Option<IndexedObject>>;
+    /// The row of one object, without its vector.
+    async fn object(&self, location: &Location) -> Result<Option<IndexedObject>>;
+    /// Writes one object's row, replacing whatever that object's row said before. Touches no
+    /// other row, so concurrent writers of different objects cannot lose each other's work.
+    async fn put_object(&self, object: IndexedObject) -> Result<()>;
+    /// Deletes one object's row; `Some(id)` of the content it held, `None` when there was none.
+    async fn remove_object(&self, location: &Location) -> Result<Option<String>>;
+    /// The rows in a key range (without vectors), for reconcile. At most `limit` rows; a range
+    /// holding more is an error rather than a silent cut.
+    async fn objects_in(&self, range: &KeyRange, limit: usize) -> Result<Vec<IndexedObject>>;
+    /// The `top_k` best distinct contents.
     async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>>;
-    /// Number of records (distinct contents).
+    /// Number of rows (indexed objects).
     async fn count(&self) -> Result<u64>;
+
+    /// Writes one row per location of a content record (bulk loads, tests).
+    async fn upsert(&self, record: ImageRecord) -> Result<()> {
+        for location in record.locations.clone() {
+            self.put_object(IndexedObject::of_record(&record, location)).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Accepts a sha256 hex id (either case) and returns it lowercase; anything else is a bad
@@ -208,46 +275,71 @@ pub fn validate_search(request: &SearchRequest) -> Result<()> {
     Ok(())
 }
 
-/// Checks a record before it is written.
-pub fn validate_record(record: &ImageRecord, spec: &IndexSpec) -> Result<ImageRecord> {
-    let mut record = record.clone();
-    record.id = normalize_id(&record.id)?;
-    validate_vector(&record.embedding, spec)?;
-    if record.model != spec.model {
+/// Checks a row before it is written.
+pub fn validate_object(object: &IndexedObject, spec: &IndexSpec) -> Result<IndexedObject> {
+    let mut object = object.clone();
+    object.id = normalize_id(&object.id)?;
+    object.location.validate()?;
+    validate_vector(&object.embedding, spec)?;
+    if object.model != spec.model {
         return Err(Error::SchemaMismatch(format!(
-            "record {} was embedded by {:?} but the index holds {:?}",
-            record.id, record.model, spec.model
+            "{} was embedded by {:?} but the index holds {:?}",
+            object.location, object.model, spec.model
         )));
     }
-    if record.locations.is_empty() {
-        return Err(Error::InvalidRequest(format!("record {} has no location", record.id)));
+    if object.content_type.len() > 255 || object.etag.len() > 255 {
+        return Err(Error::InvalidRequest(
+            "content type or ETag longer than 255 bytes".into(),
+        ));
     }
-    for location in &record.locations {
-        location.validate()?;
-    }
-    record.locations = dedup_locations(record.locations);
-    if record.locations.len() > MAX_LOCATIONS {
-        return Err(too_many_locations(&record.id));
-    }
-    if record.content_type.len() > 255 {
-        return Err(Error::InvalidRequest("content type longer than 255 bytes".into()));
-    }
-    if i64::try_from(record.byte_size).is_err() {
+    if i64::try_from(object.byte_size).is_err() {
         return Err(Error::InvalidRequest("byte size out of range".into()));
     }
-    Ok(record)
+    Ok(object)
 }
 
-pub(crate) fn too_many_locations(id: &str) -> Error {
-    Error::InvalidRequest(format!(
-        "image {id} is already stored under {MAX_LOCATIONS} keys, the most one record tracks"
-    ))
-}
-
-/// Removes repeated locations, keeping first-seen order.
-pub(crate) fn dedup_locations(locations: Vec<Location>) -> Vec<Location> {
-    let mut seen = std::collections::HashSet::new();
-    locations.into_iter().filter(|l| seen.insert(l.clone())).collect()
+/// Groups rows (all of one content or of several) into content records, in first-seen order
+/// of content; locations sorted. Rows without a vector give records without one.
+pub(crate) fn group_rows(rows: Vec<IndexedObject>) -> Vec<ImageRecord> {
+    let mut order: Vec<String> = Vec::new();
+    let mut by_id: std::collections::HashMap<String, ImageRecord> = std::collections::HashMap::new();
+    for row in rows {
+        match by_id.get_mut(&row.id) {
+            Some(record) => {
+                record.locations.push(row.location);
+                record.ingested_at_ms = record.ingested_at_ms.min(row.ingested_at_ms);
+                if record.embedding.is_empty() {
+                    record.embedding = row.embedding;
+                }
+            }
+            None => {
+                order.push(row.id.clone());
+                by_id.insert(
+                    row.id.clone(),
+                    ImageRecord {
+                        id: row.id,
+                        embedding: row.embedding,
+                        locations: vec![row.location],
+                        content_type: row.content_type,
+                        width: row.width,
+                        height: row.height,
+                        byte_size: row.byte_size,
+                        ingested_at_ms: row.ingested_at_ms,
+                        model: row.model,
+                    },
+                );
+            }
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|id| by_id.remove(&id))
+        .map(|mut r| {
+            r.locations.sort();
+            r.locations.dedup();
+            r
+        })
+        .collect()
 }
 
 /// Puts the locations whose key starts with `prefix` first (stable otherwise).
@@ -306,36 +398,71 @@ mod tests {
         }
     }
 
-    #[test]
-    fn records_are_normalised_and_checked() {
-        let record = ImageRecord {
-            id: "AB".repeat(32),
+    fn row(id: &str, key: &str) -> IndexedObject {
+        IndexedObject {
+            location: Location::new("b", key),
+            id: id.into(),
             embedding: vec![1.0, 0.0, 0.0],
-            locations: vec![Location::new("b", "k"), Location::new("b", "k")],
             content_type: "image/png".into(),
             width: 1,
             height: 1,
             byte_size: 10,
-            ingested_at_ms: 0,
+            etag: "\"e\"".into(),
+            modified_ms: 0,
+            ingested_at_ms: 7,
             model: "m".into(),
-        };
-        let checked = validate_record(&record, &spec()).unwrap();
-        assert_eq!(checked.id, "ab".repeat(32));
-        assert_eq!(checked.locations.len(), 1);
+        }
+    }
 
-        let other_model = ImageRecord {
+    #[test]
+    fn rows_are_normalised_and_checked() {
+        let checked = validate_object(&row(&"AB".repeat(32), "k"), &spec()).unwrap();
+        assert_eq!(checked.id, "ab".repeat(32));
+        let other_model = IndexedObject {
             model: "other".into(),
-            ..record.clone()
+            ..row(&"ab".repeat(32), "k")
         };
         assert!(matches!(
-            validate_record(&other_model, &spec()),
+            validate_object(&other_model, &spec()),
             Err(Error::SchemaMismatch(_))
         ));
-        let no_location = ImageRecord {
-            locations: vec![],
-            ..record
+        assert!(validate_object(&row("nothex", "k"), &spec()).is_err());
+        assert!(validate_object(&row(&"ab".repeat(32), ""), &spec()).is_err());
+    }
+
+    #[test]
+    fn rows_group_by_content() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let mut late = row(&a, "z");
+        late.ingested_at_ms = 3;
+        let records = group_rows(vec![row(&b, "y"), late, row(&a, "x"), row(&a, "x")]);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].id, b);
+        assert_eq!(
+            records[1].locations,
+            vec![Location::new("b", "x"), Location::new("b", "z")]
+        );
+        assert_eq!(records[1].ingested_at_ms, 3);
+    }
+
+    #[test]
+    fn key_ranges_are_half_open_on_the_left() {
+        let range = KeyRange {
+            bucket: "b".into(),
+            prefix: "p/".into(),
+            after: Some("p/b".into()),
+            through: Some("p/d".into()),
         };
-        assert!(validate_record(&no_location, &spec()).is_err());
+        for (key, inside) in [
+            ("p/b", false),
+            ("p/c", true),
+            ("p/d", true),
+            ("p/e", false),
+            ("q/c", false),
+        ] {
+            assert_eq!(range.contains(&Location::new("b", key)), inside, "{key}");
+        }
+        assert!(!range.contains(&Location::new("other", "p/c")));
     }
 
     #[test]

@@ -1,99 +1,95 @@
 //! The collection's fields and the check that an existing collection is one we can use.
 //!
-//! Locations are two parallel arrays, `buckets[i]`/`keys[i]`, rather than one JSON list,
-//! because Milvus 2.3 can filter arrays both ways we need: `array_contains(keys, "k")` finds the
-//! record holding an object when only bucket/key are known (S3 delete events), and
-//! `keys[i] >= "p" and keys[i] < "q"` (per slot) is a key-prefix filter at search time.
+//! One row per object. The primary key is the object's location (`bucket/key`: a bucket name
+//! has no `/`, so the pair is unambiguous), so a write for an object replaces exactly that
+//! object's row and nothing else. `id` is the content's sha256: rows of one content share it,
+//! and search groups by it. `bucket` and `key` are plain scalars, so a key-prefix filter is one
+//! string range and an S3 delete finds its row by primary key.
 
 use std::collections::HashMap;
 
 use milvus::v2::prelude::{CollectionDesc, CollectionSchema, DataType, FieldSchema};
 
-use super::IndexSpec;
+use super::{IndexSpec, Location, MAX_BUCKET_BYTES, MAX_KEY_BYTES};
 use crate::{Error, Result};
 
+pub const LOCATION: &str = "location";
+pub const BUCKET: &str = "bucket";
+pub const KEY: &str = "key";
 pub const ID: &str = "id";
 pub const EMBEDDING: &str = "embedding";
-pub const BUCKETS: &str = "buckets";
-pub const KEYS: &str = "keys";
 pub const CONTENT_TYPE: &str = "content_type";
 pub const WIDTH: &str = "width";
 pub const HEIGHT: &str = "height";
 pub const BYTE_SIZE: &str = "byte_size";
+pub const ETAG: &str = "etag";
+pub const MODIFIED_MS: &str = "modified_ms";
 pub const INGESTED_AT_MS: &str = "ingested_at_ms";
 pub const MODEL: &str = "model";
-
-/// Most locations one record tracks. It bounds the array fields and the size of the
-/// key-prefix filter (one clause per slot), so it is deliberately small.
-pub const MAX_LOCATIONS: usize = 16;
 
 /// Collection property naming the model whose vectors the collection holds.
 pub const MODEL_PROPERTY: &str = "clipsearch.model";
 /// Collection property with the layout version of this schema.
 pub const SCHEMA_VERSION_PROPERTY: &str = "clipsearch.schema_version";
-pub const SCHEMA_VERSION: &str = "1";
+/// 1: one record per content with a location list (clipsearch 0.1); 2: one row per object.
+pub const SCHEMA_VERSION: &str = "2";
 
-/// Every field except the vector: what search hits and point reads return.
-pub const METADATA_FIELDS: [&str; 8] = [
+/// Every field except the vector: what listings and point reads return.
+pub const METADATA_FIELDS: [&str; 12] = [
+    LOCATION,
+    BUCKET,
+    KEY,
     ID,
-    BUCKETS,
-    KEYS,
     CONTENT_TYPE,
     WIDTH,
     HEIGHT,
     BYTE_SIZE,
+    ETAG,
+    MODIFIED_MS,
     INGESTED_AT_MS,
+    MODEL,
 ];
+
+/// The primary key of an object's row.
+pub fn primary_key(location: &Location) -> String {
+    format!("{}/{}", location.bucket, location.key)
+}
 
 pub fn collection_schema(spec: &IndexSpec) -> Result<CollectionSchema> {
     let dimension = u32::try_from(spec.dimension)
         .ok()
         .filter(|d| *d > 0)
         .ok_or_else(|| Error::Config(format!("invalid dimension {}", spec.dimension)))?;
-    let capacity = MAX_LOCATIONS as u32;
-    let string = |name: &str, max_length: u32| {
+    let string = |name: &str, max_length: usize| {
         FieldSchema::new()
             .name(name)
             .data_type(DataType::VarChar)
-            .max_length(max_length)
+            .max_length(max_length as u32)
     };
     let int = |name: &str| FieldSchema::new().name(name).data_type(DataType::Int64);
     Ok(CollectionSchema::new()
         .description(description(spec))
         .enable_dynamic_field(false)
         .add_field(
-            string(ID, 64)
+            string(LOCATION, MAX_BUCKET_BYTES + 1 + MAX_KEY_BYTES)
                 .primary_key(true)
-                .description("sha256 hex of the image bytes"),
+                .description("bucket/key of the object"),
         )
+        .add_field(string(BUCKET, MAX_BUCKET_BYTES))
+        .add_field(string(KEY, MAX_KEY_BYTES))
+        .add_field(string(ID, 64).description("sha256 hex of the object's bytes"))
         .add_field(
             FieldSchema::new()
                 .name(EMBEDDING)
                 .data_type(DataType::FloatVector)
                 .dimension(dimension),
         )
-        .add_field(
-            FieldSchema::new()
-                .name(BUCKETS)
-                .data_type(DataType::Array)
-                .element_type(DataType::VarChar)
-                .max_capacity(capacity)
-                .max_length(super::MAX_BUCKET_BYTES as u32)
-                .description("bucket of each location; parallel to keys"),
-        )
-        .add_field(
-            FieldSchema::new()
-                .name(KEYS)
-                .data_type(DataType::Array)
-                .element_type(DataType::VarChar)
-                .max_capacity(capacity)
-                .max_length(super::MAX_KEY_BYTES as u32)
-                .description("object key of each location; parallel to buckets"),
-        )
         .add_field(string(CONTENT_TYPE, 255))
         .add_field(int(WIDTH))
         .add_field(int(HEIGHT))
         .add_field(int(BYTE_SIZE))
+        .add_field(string(ETAG, 255))
+        .add_field(int(MODIFIED_MS))
         .add_field(int(INGESTED_AT_MS))
         .add_field(string(MODEL, 255)))
 }
@@ -142,6 +138,21 @@ pub fn check_existing(name: &str, desc: &CollectionDesc, spec: &IndexSpec) -> Re
         )));
     }
 
+    let version = desc
+        .get_properties()
+        .get(SCHEMA_VERSION_PROPERTY)
+        .map(String::as_str)
+        .unwrap_or("1");
+    if version != SCHEMA_VERSION || !fields.contains_key(LOCATION) {
+        return Err(Error::SchemaMismatch(format!(
+            "collection {name:?} has the layout of clipsearch 0.1 (one record per content with a \
+             list of locations, schema version {version}), which concurrent ingest cannot keep \
+             correct. Migrate: point MILVUS_COLLECTION at a new name and run `clipsearch reconcile \
+             s3://BUCKET/PREFIX --apply` (or `clipsearch index`) to fill it from the bucket, then \
+             drop the old collection"
+        )));
+    }
+
     let model = desc
         .get_properties()
         .get(MODEL_PROPERTY)
@@ -162,13 +173,16 @@ pub fn check_existing(name: &str, desc: &CollectionDesc, spec: &IndexSpec) -> Re
     }
 
     let expected = [
+        (LOCATION, DataType::VarChar),
+        (BUCKET, DataType::VarChar),
+        (KEY, DataType::VarChar),
         (ID, DataType::VarChar),
-        (BUCKETS, DataType::Array),
-        (KEYS, DataType::Array),
         (CONTENT_TYPE, DataType::VarChar),
         (WIDTH, DataType::Int64),
         (HEIGHT, DataType::Int64),
         (BYTE_SIZE, DataType::Int64),
+        (ETAG, DataType::VarChar),
+        (MODIFIED_MS, DataType::Int64),
         (INGESTED_AT_MS, DataType::Int64),
         (MODEL, DataType::VarChar),
     ];
@@ -184,8 +198,8 @@ pub fn check_existing(name: &str, desc: &CollectionDesc, spec: &IndexSpec) -> Re
             None => return Err(mismatch(format!("has no {field:?} field"))),
         }
     }
-    if !fields.get(ID).is_some_and(|f| f.is_primary_key()) {
-        return Err(mismatch(format!("{ID:?} is not the primary key")));
+    if !fields.get(LOCATION).is_some_and(|f| f.is_primary_key()) {
+        return Err(mismatch(format!("{LOCATION:?} is not the primary key")));
     }
     Ok(())
 }

@@ -2,14 +2,18 @@
 //! in step. The ingest Lambda (S3 and SQS events) and `clipsearch index` (backfill of a bucket
 //! or a folder) are thin shells over [`Ingestor`].
 //!
-//! Records are keyed by the sha256 of the bytes, so a re-delivered event (Lambda is
-//! at-least-once) finds its record and changes nothing, and the same image under a second key
-//! costs a hash and a location update, never a second inference.
+//! Each event makes the object's row agree with what the object holds *now* ([`sync`]): the
+//! event only says which key to look at, so duplicates, reordering and concurrent Lambdas all
+//! end in the bucket's current state, and a stale event cannot undo a newer one. The same image
+//! under a second key costs a hash and a copied vector, never a second inference.
 //!
 //! Failures are sorted by what a queue should do with them ([`should_retry`]): bad input and
 //! vanished objects are final (logged and dropped: retrying cannot help), everything else
 //! (Milvus or S3 down, throttling, a deployment problem) fails the record so that it is
 //! retried and, if it keeps failing, lands in the dead-letter queue instead of being lost.
+
+pub mod reconcile;
+mod sync;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,8 +27,8 @@ use tokio::sync::Mutex;
 use crate::clip::{Clip, Encoder, Towers};
 use crate::config::{env_parse, ClipSettings, MilvusSettings};
 use crate::events::{parse_notification, Invocation, Notification, ObjectEvent, SqsMessage};
-use crate::objects::{ObjectSettings, ObjectSource, S3Objects};
-use crate::store::{ImageIndex, ImageRecord, IndexSpec, Location, MilvusIndex, RemoveOutcome};
+use crate::objects::{ObjectSettings, ObjectSource, ObjectVersion, S3Objects};
+use crate::store::{ImageIndex, IndexSpec, IndexedObject, Location, MilvusIndex};
 use crate::{Error, Result};
 
 /// Records of one invocation processed at once by default (`CLIPSEARCH_INGEST_CONCURRENCY`).
@@ -37,19 +41,16 @@ const CONTENT_STRIPES: usize = 64;
 pub enum Outcome {
     /// New content: embedded and written.
     Indexed { id: String },
-    /// Known content under a new key: the location was added, no inference.
+    /// Known content under a new key: its vector was copied, no inference.
     LocationAdded { id: String },
-    /// Known content already listed under this key (a re-delivered event): nothing changed.
+    /// The object's row already described what it holds (a re-delivered or stale event).
     Unchanged { id: String },
-    /// A removed object: the record keeps its other locations.
+    /// The object is gone; other objects still hold its content.
     LocationRemoved { id: String },
-    /// A removed object that was the content's last location: the record is gone.
+    /// The object is gone and was the content's last location.
     RecordDeleted { id: String },
-    /// A removal for a location no record lists (re-delivered, or never indexed).
+    /// The object is gone and had no row (re-delivered, or never indexed).
     NotIndexed,
-    /// A removal event for a key that holds an object again: the newer upload's own event
-    /// decides, so the stale removal is skipped.
-    StillPresent,
     /// An event kind ingest has nothing to do for (restore, tagging, ...).
     Ignored { event_name: String },
 }
@@ -64,7 +65,6 @@ impl Outcome {
             Outcome::LocationRemoved { .. } => "location_removed",
             Outcome::RecordDeleted { .. } => "record_deleted",
             Outcome::NotIndexed => "not_indexed",
-            Outcome::StillPresent => "still_present",
             Outcome::Ignored { .. } => "ignored",
         }
     }
@@ -197,15 +197,20 @@ where
         &self.encoder
     }
 
-    /// Indexes the object at `location`: fetch (refusing oversize objects before the body
-    /// is downloaded), hash, then add the location to a known record or embed and write.
+    /// Makes the index agree with the object at `location` as it is now (indexed, re-indexed,
+    /// or removed), whatever event brought us here.
     pub async fn ingest_object(&self, location: &Location) -> Result<Outcome> {
-        self.ingest_object_traced(location, &mut None).await
+        self.sync_object(location, sync::Trigger::Created, &mut None).await
     }
 
-    /// Indexes bytes already in hand as `location` (backfill of a folder).
+    /// Indexes bytes already in hand as `location` (tests, local tooling): no S3 involved.
     pub async fn ingest_bytes(&self, location: &Location, bytes: Vec<u8>) -> Result<Outcome> {
-        self.ingest_bytes_traced(location, bytes, &mut None).await
+        let version = ObjectVersion {
+            size: bytes.len() as u64,
+            ..ObjectVersion::default()
+        };
+        let previous = self.index.object(location).await?.map(|r| r.id);
+        self.index_bytes(location, bytes, &version, previous, &mut None).await
     }
 
     /// Indexes a local file as `location`; a file over the size limit is refused from its
@@ -214,22 +219,22 @@ where
         self.ingest_file_traced(location, path, &mut None).await
     }
 
-    /// Forgets `location` after its object was removed. If the key holds an object again
-    /// (the removal event arrived late or twice), the newer upload's event wins and nothing
-    /// is removed.
+    /// Handles the removal of the object at `location`: the same as any other event, since what
+    /// counts is whether the key holds an object now. A removal that S3 answers with 403 (the
+    /// role may not list the bucket, so a missing key is not a 404) counts as gone: it is never
+    /// retried into the dead-letter queue.
     pub async fn remove_object(&self, location: &Location) -> Result<Outcome> {
-        location.validate()?;
-        // A zero-byte cap turns the fetch into an existence check: it stops at the headers.
-        match self.objects.fetch(&location.bucket, &location.key, 0).await {
-            Err(Error::ObjectMissing { .. }) => {}
-            Ok(_) | Err(Error::ImageTooLarge { .. }) => return Ok(Outcome::StillPresent),
-            Err(e) => return Err(e),
-        }
-        Ok(match self.index.remove_location(location).await? {
-            RemoveOutcome::NotIndexed => Outcome::NotIndexed,
-            RemoveOutcome::LocationRemoved { id } => Outcome::LocationRemoved { id },
-            RemoveOutcome::RecordDeleted { id } => Outcome::RecordDeleted { id },
-        })
+        self.sync_object(location, sync::Trigger::Removed, &mut None).await
+    }
+
+    /// Re-checks one key against the index (reconcile): like an event, with 403s an error.
+    pub async fn reconcile_object(&self, location: &Location) -> Result<Outcome> {
+        self.sync_object(location, sync::Trigger::Reconcile, &mut None).await
+    }
+
+    /// Forgets a key without asking S3 (a local folder's file is gone).
+    pub async fn forget(&self, location: &Location) -> Result<Outcome> {
+        self.remove_row(location).await
     }
 
     /// Handles one event, timing it and writing its log line.
@@ -237,8 +242,8 @@ where
         let started = Instant::now();
         let mut id = None;
         let outcome = match event {
-            ObjectEvent::Created { location, .. } => self.ingest_object_traced(location, &mut id).await,
-            ObjectEvent::Removed { location } => self.remove_object(location).await,
+            ObjectEvent::Created { location, .. } => self.sync_object(location, sync::Trigger::Created, &mut id).await,
+            ObjectEvent::Removed { location } => self.sync_object(location, sync::Trigger::Removed, &mut id).await,
             ObjectEvent::Other { event_name, .. } => Ok(Outcome::Ignored {
                 event_name: event_name.clone(),
             }),
@@ -390,40 +395,45 @@ where
         }
     }
 
-    async fn ingest_object_traced(&self, location: &Location, id: &mut Option<String>) -> Result<Outcome> {
-        location.validate()?;
-        let object = self
-            .objects
-            .fetch(&location.bucket, &location.key, self.max_image_bytes)
-            .await?;
-        self.ingest_bytes_traced(location, object.bytes, id).await
-    }
-
     async fn ingest_file_traced(&self, location: &Location, path: &Path, id: &mut Option<String>) -> Result<Outcome> {
+        location.validate()?;
         let context = || path.display().to_string();
-        let size = tokio::fs::metadata(path)
-            .await
-            .map_err(|e| Error::io(context(), e))?
-            .len();
-        if size > self.max_image_bytes {
+        let metadata = tokio::fs::metadata(path).await.map_err(|e| Error::io(context(), e))?;
+        let version = file_version(&metadata);
+        if version.size > self.max_image_bytes {
+            self.remove_row(location).await?;
             return Err(Error::ImageTooLarge {
-                size,
+                size: version.size,
                 limit: self.max_image_bytes,
             });
         }
+        let row = self.index.object(location).await?;
+        if let Some(row) = &row {
+            if row.model == self.encoder.model_name() && row_version(row).same_as(&version) {
+                *id = Some(row.id.clone());
+                return Ok(Outcome::Unchanged { id: row.id.clone() });
+            }
+        }
         let bytes = tokio::fs::read(path).await.map_err(|e| Error::io(context(), e))?;
-        self.ingest_bytes_traced(location, bytes, id).await
+        self.index_bytes(location, bytes, &version, row.map(|r| r.id), id).await
     }
 
-    async fn ingest_bytes_traced(
+    /// Writes the row of `location` for these bytes (of `version`): the vector of a content the
+    /// index already holds is copied, a new content is embedded. Refused bytes remove the row,
+    /// so an overwrite with a non-image does not leave the old picture findable. `previous` is
+    /// the content the object's row held before, if any.
+    async fn index_bytes(
         &self,
         location: &Location,
         bytes: Vec<u8>,
+        version: &ObjectVersion,
+        previous: Option<String>,
         id_out: &mut Option<String>,
     ) -> Result<Outcome> {
         location.validate()?;
         let byte_size = bytes.len() as u64;
         if byte_size > self.max_image_bytes {
+            self.remove_row(location).await?;
             return Err(Error::ImageTooLarge {
                 size: byte_size,
                 limit: self.max_image_bytes,
@@ -431,47 +441,96 @@ where
         }
         let id = hex::encode(Sha256::digest(&bytes));
         *id_out = Some(id.clone());
-
-        // Serialise work on one content in this process so that two keys with the same bytes
-        // in one batch embed once; the second finds the first's record.
-        let _guard = self.content_lock(&id).lock().await;
         let model = self.encoder.model_name();
-        if let Some(existing) = self.index.get(&id).await? {
-            if existing.model == model {
-                if existing.locations.contains(location) {
-                    return Ok(Outcome::Unchanged { id });
-                }
-                if self.index.add_location(&id, location).await? {
-                    return Ok(Outcome::LocationAdded { id });
-                }
-                // The record vanished in between (its last key was deleted): index anew.
-            }
-        }
-
-        let encoder = Arc::clone(&self.encoder);
-        let embedded = tokio::task::spawn_blocking(move || encoder.embed_image(&bytes))
-            .await
-            .map_err(|e| Error::Inference(format!("the embedding task failed: {e}")))??;
-        let record = ImageRecord {
+        let row_of = |embedding, content_type: String, width, height| IndexedObject {
+            location: location.clone(),
             id: id.clone(),
-            embedding: embedded.embedding,
-            locations: vec![location.clone()],
-            content_type: embedded.format.mime().to_owned(),
-            width: embedded.width,
-            height: embedded.height,
+            embedding,
+            content_type,
+            width,
+            height,
             byte_size,
+            etag: version.etag.clone(),
+            modified_ms: version.modified_ms,
             ingested_at_ms: now_ms(),
             model: model.to_owned(),
         };
-        // One row written in one call: a failure leaves no partial record behind.
-        self.index.upsert(record).await?;
+
+        // Serialise work on one content in this process so that two keys with the same bytes
+        // in one batch embed once; the second finds the first's row.
+        let _guard = self.content_lock(&id).lock().await;
+        if let Some(known) = self.index.vector_of(&id).await? {
+            if known.model == model {
+                let row = row_of(known.embedding, known.content_type, known.width, known.height);
+                self.index.put_object(row).await?;
+                return Ok(if previous.as_deref() == Some(id.as_str()) {
+                    Outcome::Unchanged { id }
+                } else {
+                    Outcome::LocationAdded { id }
+                });
+            }
+        }
+        let encoder = Arc::clone(&self.encoder);
+        let embedded = tokio::task::spawn_blocking(move || encoder.embed_image(&bytes))
+            .await
+            .map_err(|e| Error::Inference(format!("the embedding task failed: {e}")))?;
+        let embedded = match embedded {
+            Ok(embedded) => embedded,
+            Err(e) => {
+                if e.is_bad_input() {
+                    self.remove_row(location).await?;
+                }
+                return Err(e);
+            }
+        };
+        let row = row_of(
+            embedded.embedding,
+            embedded.format.mime().to_owned(),
+            embedded.width,
+            embedded.height,
+        );
+        // One row written in one call: a failure leaves no partial row behind.
+        self.index.put_object(row).await?;
         Ok(Outcome::Indexed { id })
+    }
+
+    /// Deletes the row of `location`, saying whether its content is still held elsewhere.
+    async fn remove_row(&self, location: &Location) -> Result<Outcome> {
+        Ok(match self.index.remove_object(location).await? {
+            None => Outcome::NotIndexed,
+            Some(id) if self.index.exists(&id).await? => Outcome::LocationRemoved { id },
+            Some(id) => Outcome::RecordDeleted { id },
+        })
     }
 
     fn content_lock(&self, id: &str) -> &Mutex<()> {
         // The id is a sha256: its first bytes are already uniformly spread.
         let stripe = u8::from_str_radix(&id[..2], 16).unwrap_or(0) as usize % CONTENT_STRIPES;
         &self.content_locks[stripe]
+    }
+}
+
+/// The version a row was written for.
+fn row_version(row: &IndexedObject) -> ObjectVersion {
+    ObjectVersion {
+        etag: row.etag.clone(),
+        size: row.byte_size,
+        modified_ms: row.modified_ms,
+    }
+}
+
+/// A local file's version: size and modification time (files have no ETag).
+pub fn file_version(metadata: &std::fs::Metadata) -> ObjectVersion {
+    let modified_ms = metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    ObjectVersion {
+        etag: String::new(),
+        size: metadata.len(),
+        modified_ms,
     }
 }
 
@@ -522,18 +581,34 @@ mod tests {
     /// Objects in a map; keys starting with "down" fail like an unreachable S3.
     struct FakeObjects(std::sync::Mutex<HashMap<(String, String), Vec<u8>>>);
 
-    impl ObjectSource for FakeObjects {
-        async fn fetch(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<FetchedObject> {
+    fn fake_version(bytes: &[u8]) -> ObjectVersion {
+        ObjectVersion {
+            etag: hex::encode(&Sha256::digest(bytes)[..8]),
+            size: bytes.len() as u64,
+            modified_ms: 0,
+        }
+    }
+
+    impl FakeObjects {
+        fn bytes(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
             if key.starts_with("down") {
                 return Err(Error::ObjectStoreUnavailable("test".into()));
             }
-            let map = self.0.lock().unwrap();
-            let bytes = map
+            Ok(self
+                .0
+                .lock()
+                .unwrap()
                 .get(&(bucket.to_owned(), key.to_owned()))
-                .ok_or_else(|| Error::ObjectMissing {
-                    bucket: bucket.into(),
-                    key: key.into(),
-                })?;
+                .cloned())
+        }
+    }
+
+    impl ObjectSource for FakeObjects {
+        async fn fetch(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<FetchedObject> {
+            let bytes = self.bytes(bucket, key)?.ok_or_else(|| Error::ObjectMissing {
+                bucket: bucket.into(),
+                key: key.into(),
+            })?;
             if bytes.len() as u64 > max_bytes {
                 return Err(Error::ImageTooLarge {
                     size: bytes.len() as u64,
@@ -541,8 +616,16 @@ mod tests {
                 });
             }
             Ok(FetchedObject {
-                bytes: bytes.clone(),
+                version: fake_version(&bytes),
+                bytes,
                 content_type: None,
+            })
+        }
+
+        async fn head(&self, bucket: &str, key: &str) -> Result<crate::objects::ObjectState> {
+            Ok(match self.bytes(bucket, key)? {
+                Some(bytes) => crate::objects::ObjectState::Present(fake_version(&bytes)),
+                None => crate::objects::ObjectState::Absent,
             })
         }
     }
@@ -581,7 +664,7 @@ mod tests {
         // "a" twice in order; "b" concurrently with them, after or before the first "a".
         assert_eq!(outcomes[2], "unchanged");
         assert_eq!(ing.encoder().calls.load(Ordering::SeqCst), 1);
-        assert_eq!(ing.index().count().await.unwrap(), 1);
+        assert_eq!(ing.index().count().await.unwrap(), 2, "a row per object");
         let id = reports[0].id.clone().unwrap();
         let record = ing.index().get(&id).await.unwrap().unwrap();
         assert_eq!(record.locations.len(), 2);
@@ -623,18 +706,56 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn removal_skips_keys_that_exist_again() {
+    async fn a_stale_removal_leaves_the_object_indexed() {
         let ing = ingestor(&[("a", b"IMG3")]);
         ing.handle(&created("a")).await.outcome.unwrap();
         let removed = ObjectEvent::Removed {
             location: Location::new("b", "a"),
         };
-        assert_eq!(ing.handle(&removed).await.outcome.unwrap(), Outcome::StillPresent);
+        // The key still holds its object: the removal is stale and changes nothing.
+        assert!(matches!(
+            ing.handle(&removed).await.outcome.unwrap(),
+            Outcome::Unchanged { .. }
+        ));
         ing.objects().0.lock().unwrap().clear();
         assert!(matches!(
             ing.handle(&removed).await.outcome.unwrap(),
             Outcome::RecordDeleted { .. }
         ));
         assert_eq!(ing.handle(&removed).await.outcome.unwrap(), Outcome::NotIndexed);
+    }
+
+    #[tokio::test]
+    async fn events_in_any_order_end_in_the_current_state() {
+        let ing = ingestor(&[("k", b"IMG-new")]);
+        let removed = ObjectEvent::Removed {
+            location: Location::new("b", "k"),
+        };
+        // A late delete of an older version, then the create, then a create again.
+        for event in [removed.clone(), created("k"), removed, created("k")] {
+            ing.handle(&event).await.outcome.unwrap();
+        }
+        let row = ing.index().object(&Location::new("b", "k")).await.unwrap().unwrap();
+        assert_eq!(row.id, hex::encode(Sha256::digest(b"IMG-new")));
+        assert_eq!(ing.encoder().calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_overwrite_with_refused_bytes_removes_the_key() {
+        let ing = ingestor(&[("k", b"IMG-old")]);
+        ing.handle(&created("k")).await.outcome.unwrap();
+        ing.objects()
+            .0
+            .lock()
+            .unwrap()
+            .insert(("b".into(), "k".into()), b"not an image".to_vec());
+        let refused = ing.handle(&created("k")).await;
+        assert_eq!(refused.outcome.as_ref().unwrap_err().code(), "not_an_image");
+        assert!(!refused.should_retry());
+        assert_eq!(
+            ing.index().count().await.unwrap(),
+            0,
+            "the old picture is not left findable"
+        );
     }
 }
