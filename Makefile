@@ -6,12 +6,13 @@ export ORT_DYLIB_PATH ?= $(CURDIR)/vendor/onnxruntime/libonnxruntime.so.1.31.1
 # A test Milvus on its own port, so a user's Milvus on 19530 is left alone.
 TEST_MILVUS_PORT ?= 19540
 
-.PHONY: help setup demo build test lint bench milvus-up milvus-down model
+.PHONY: help setup demo build test soak lint bench milvus-up milvus-down model
 
 help:
 	@echo "make demo         setup, then the whole product locally: Milvus, S3/SQS emulator, both functions, sample images, searches (Ctrl-C stops it)"
 	@echo "make setup        venv (pinned), ONNX Runtime library (pinned wheel), release build"
 	@echo "make test         setup, then every test (starts and stops its own Milvus)"
+	@echo "make soak         setup, then 50 random concurrent event schedules against the real services (SCHEDULES=N)"
 	@echo "make lint         cargo fmt --check and clippy -D warnings"
 	@echo "make bench        benchmarks (see BENCHMARKS.md)"
 	@echo "make milvus-up    start the local Milvus (MILVUS_PORT, default 19530); milvus-down stops it"
@@ -28,6 +29,10 @@ build:
 
 test: setup
 	bash scripts/test.sh
+
+# Many more randomized event schedules than `make test` runs (tests/ingest_schedule.rs).
+soak: setup
+	SCHEDULES=$${SCHEDULES:-50} bash scripts/test.sh -p clipsearch-cli --test ingest_schedule concurrent -- --nocapture
 
 lint:
 	cargo fmt --all -- --check

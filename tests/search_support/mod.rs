@@ -163,7 +163,7 @@ pub async fn seed(what: &str, count: usize, seed: u64) -> Corpus {
         });
     }
     for record in records {
-        // `upsert` merges locations, so an image that another test indexed keeps its keys.
+        // One row per object: an image that another test indexed keeps its own keys.
         index.upsert(record).await.expect("upsert");
     }
     wait_visible(&index, &images, &prefix).await;

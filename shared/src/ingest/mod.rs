@@ -579,7 +579,11 @@ mod tests {
     }
 
     /// Objects in a map; keys starting with "down" fail like an unreachable S3.
-    struct FakeObjects(std::sync::Mutex<HashMap<(String, String), Vec<u8>>>);
+    struct FakeObjects(
+        std::sync::Mutex<HashMap<(String, String), Vec<u8>>>,
+        /// Bytes that overwrite a key right after its next GET (an upload landing mid-ingest).
+        std::sync::Mutex<Option<(String, Vec<u8>)>>,
+    );
 
     fn fake_version(bytes: &[u8]) -> ObjectVersion {
         ObjectVersion {
@@ -615,6 +619,10 @@ mod tests {
                     limit: max_bytes,
                 });
             }
+            let overwrite = self.1.lock().unwrap().take_if(|(k, _)| k == key);
+            if let Some((k, newer)) = overwrite {
+                self.0.lock().unwrap().insert((bucket.to_owned(), k), newer);
+            }
             Ok(FetchedObject {
                 version: fake_version(&bytes),
                 bytes,
@@ -623,6 +631,10 @@ mod tests {
         }
 
         async fn head(&self, bucket: &str, key: &str) -> Result<crate::objects::ObjectState> {
+            // What S3 answers without s3:ListBucket: a 403 whether or not the key exists.
+            if key.starts_with("nolist/") && self.bytes(bucket, key)?.is_none() {
+                return Ok(crate::objects::ObjectState::Unreadable("403 AccessDenied".into()));
+            }
             Ok(match self.bytes(bucket, key)? {
                 Some(bytes) => crate::objects::ObjectState::Present(fake_version(&bytes)),
                 None => crate::objects::ObjectState::Absent,
@@ -644,7 +656,7 @@ mod tests {
                 calls: AtomicUsize::new(0),
             }),
             MemoryIndex::new(spec),
-            FakeObjects(std::sync::Mutex::new(map)),
+            FakeObjects(std::sync::Mutex::new(map), std::sync::Mutex::new(None)),
             1000,
         )
     }
@@ -738,6 +750,46 @@ mod tests {
         let row = ing.index().object(&Location::new("b", "k")).await.unwrap().unwrap();
         assert_eq!(row.id, hex::encode(Sha256::digest(b"IMG-new")));
         assert_eq!(ing.encoder().calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_overwrite_during_ingest_is_caught_by_the_re_check() {
+        let ing = ingestor(&[("k", b"IMG-v1")]);
+        *ing.objects().1.lock().unwrap() = Some(("k".into(), b"IMG-v2".to_vec()));
+        // The GET reads v1, then v2 lands: the row written for v1 is stale at once, and the
+        // re-read after the write sees it.
+        let report = ing.handle(&created("k")).await;
+        assert!(report.outcome.is_ok(), "{:?}", report.outcome);
+        let row = ing.index().object(&Location::new("b", "k")).await.unwrap().unwrap();
+        assert_eq!(
+            row.id,
+            hex::encode(Sha256::digest(b"IMG-v2")),
+            "the row describes the newest bytes"
+        );
+        assert_eq!(row.etag, fake_version(b"IMG-v2").etag);
+    }
+
+    #[tokio::test]
+    async fn a_delete_answered_403_is_a_removal_and_never_retried() {
+        let ing = ingestor(&[("nolist/a", b"IMG-a")]);
+        ing.handle(&created("nolist/a")).await.outcome.unwrap();
+        ing.objects().0.lock().unwrap().clear();
+        let removed = ing
+            .handle(&ObjectEvent::Removed {
+                location: Location::new("b", "nolist/a"),
+            })
+            .await;
+        assert!(
+            matches!(removed.outcome, Ok(Outcome::RecordDeleted { .. })),
+            "{:?}",
+            removed.outcome
+        );
+        assert!(!removed.should_retry());
+        assert_eq!(ing.index().count().await.unwrap(), 0);
+        // A creation answered 403 is a permissions problem: retried (and visible in the DLQ).
+        let created = ing.handle(&created("nolist/b")).await;
+        assert_eq!(created.outcome.as_ref().unwrap_err().code(), "object_access_denied");
+        assert!(created.should_retry());
     }
 
     #[tokio::test]
