@@ -18,7 +18,7 @@ mod milvus_rows;
 mod schema;
 
 pub use memory::MemoryIndex;
-pub use milvus::MilvusIndex;
+pub use milvus::{MilvusIndex, ServedSegment};
 
 use crate::{Error, Result};
 
