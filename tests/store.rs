@@ -486,6 +486,25 @@ async fn many_keys_of_one_content_are_one_hit_and_top_k_stays_distinct() {
         assert_eq!(hits.len(), 10);
         assert!(hits.iter().all(|h| h.id != popular.id));
 
+        // Many contents each under many keys: still top_k distinct contents.
+        let crowd: Vec<ImageRecord> = (0..15)
+            .map(|i| {
+                let keys: Vec<String> = (0..30).map(|k| format!("crowd/{i:02}/{k:02}.jpg")).collect();
+                let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let noise = rng.unit_vector(DIM);
+                let mixed: Vec<f32> = popular.embedding.iter().zip(&noise).map(|(p, n)| p + 0.3 * n).collect();
+                record(&format!("crowd-{i}"), mixed, &key_refs)
+            })
+            .collect();
+        index.upsert_many(&crowd).await.unwrap();
+        let crowded = SearchRequest {
+            key_prefix: Some("crowd/".into()),
+            ..query(&popular.embedding, 10)
+        };
+        let hits = index.search(&crowded).await.unwrap();
+        assert_eq!(hits.len(), 10, "10 distinct contents out of 15 × 30 rows");
+        assert!(hits.iter().all(|h| h.locations.len() == 30));
+
         // A listing range sees exactly its keys.
         let range = KeyRange {
             bucket: BUCKET.into(),

@@ -262,20 +262,26 @@ impl ImageIndex for MilvusIndex {
         // a result list full of copies.
         let mut hits: Vec<SearchHit> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
+        // Rows read per content found so far: the next round asks for that many rows per
+        // missing content (twice over), so contents under many keys do not take a round each.
+        let (mut rows_read, mut contents_found) = (0usize, 0usize);
         'rounds: for _ in 0..SEARCH_ROUNDS {
             let want = request.top_k - hits.len();
-            let limit = (want * 2).clamp(want + 4, MAX_QUERY_ROWS);
+            let rows_per_content = rows_read.div_ceil(contents_found.max(1)).max(1);
+            let limit = (want * 2 * rows_per_content).clamp(want + 4, MAX_QUERY_ROWS);
             let mut clauses = base.clone();
             if !seen.is_empty() {
                 clauses.push(filter::not_in_list(schema::ID, seen.iter().map(String::as_str))?);
             }
             let rows = self.search_rows(request, filter::and_all(&clauses), limit).await?;
             let exhausted = rows.len() < limit;
+            rows_read += rows.len();
             for (score, row) in rows {
                 if request.min_score.is_some_and(|min| score < min) {
                     break 'rounds;
                 }
                 if seen.insert(row.id.clone()) {
+                    contents_found += 1;
                     hits.push(SearchHit {
                         id: row.id,
                         score,
