@@ -56,13 +56,7 @@ fn unique(prefix: &str) -> String {
 
 /// A small PNG that differs for every seed.
 fn png(seed: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(48, 40, |x, y| {
-        let v = seed.wrapping_mul(2_654_435_761).wrapping_add(x * 7 + y * 13);
-        image::Rgb([(v & 0xFF) as u8, ((v >> 8) & 0xFF) as u8, (x * 5 + y) as u8])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
+    common::png(seed, 48, 40)
 }
 
 fn sha256(bytes: &[u8]) -> String {

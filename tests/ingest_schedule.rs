@@ -44,14 +44,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 /// A small PNG that differs for every seed.
 fn png(seed: u64) -> Vec<u8> {
-    let seed = seed as u32;
-    let img = image::RgbImage::from_fn(40, 32, |x, y| {
-        let v = seed.wrapping_mul(2_654_435_761).wrapping_add(x * 7 + y * 13);
-        image::Rgb([(v & 0xFF) as u8, ((v >> 8) & 0xFF) as u8, (x * 5 + y) as u8])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
+    common::png(seed as u32, 40, 32)
 }
 
 fn sha256(bytes: &[u8]) -> String {

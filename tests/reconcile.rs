@@ -20,13 +20,7 @@ use sha2::{Digest, Sha256};
 
 /// A small PNG that differs for every seed.
 fn png(seed: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(36, 30, |x, y| {
-        let v = seed.wrapping_mul(2_654_435_761).wrapping_add(x * 11 + y * 3);
-        image::Rgb([(v & 0xFF) as u8, (x * 7) as u8, ((v >> 8) & 0xFF) as u8])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
+    common::png(seed, 36, 30)
 }
 
 fn sha256(bytes: &[u8]) -> String {

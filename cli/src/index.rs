@@ -232,16 +232,7 @@ async fn list(ingestor: &ClipIngestor, options: &IndexArgs) -> Result<(Vec<Item>
             .collect();
         return Ok((items, 0));
     }
-    if options.source.starts_with("s3://") {
-        bail!("{:?} is not an s3://bucket/prefix URL", options.source);
-    }
-    let root = PathBuf::from(&options.source);
-    if !root.is_dir() {
-        bail!(
-            "{} is neither a directory nor an s3://bucket/prefix URL",
-            root.display()
-        );
-    }
+    let root = folder_source(&options.source)?;
     let mut files = Vec::new();
     let mut ignored = 0;
     walk(&root, &root, &mut files, &mut ignored)?;
@@ -252,6 +243,21 @@ async fn list(ingestor: &ClipIngestor, options: &IndexArgs) -> Result<(Vec<Item>
         .collect();
     debug_assert!(items.iter().all(|i| !i.location().key.is_empty()));
     Ok((items, ignored))
+}
+
+/// A SOURCE that is not `s3://bucket/prefix`: it must be a directory.
+pub fn folder_source(source: &str) -> Result<PathBuf> {
+    if source.starts_with("s3://") {
+        bail!("{source:?} is not an s3://bucket/prefix URL");
+    }
+    let root = PathBuf::from(source);
+    if !root.is_dir() {
+        bail!(
+            "{} is neither a directory nor an s3://bucket/prefix URL",
+            root.display()
+        );
+    }
+    Ok(root)
 }
 
 /// Collects image files under `dir` with their key: the path relative to `root`, `/`-separated.

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clipsearch::config::ClipSettings;
 use clipsearch::ingest::reconcile::{Difference, Source};
 use clipsearch::ingest::{file_version, ClipIngestor};
@@ -101,15 +101,8 @@ pub async fn run(clip: ClipSettings, options: ReconcileArgs) -> Result<bool> {
         .context("connecting the ingest pipeline (model, Milvus, S3)")?;
     let (bucket, prefix, source, mut walk) = match parse_s3_url(&options.source) {
         Some((bucket, prefix)) => (bucket, prefix.clone(), Source::Bucket, Walk::Bucket { prefix }),
-        None if options.source.starts_with("s3://") => bail!("{:?} is not an s3://bucket/prefix URL", options.source),
         None => {
-            let root = PathBuf::from(&options.source);
-            if !root.is_dir() {
-                bail!(
-                    "{} is neither a directory nor an s3://bucket/prefix URL",
-                    root.display()
-                );
-            }
+            let root = crate::index::folder_source(&options.source)?;
             let mut files = Vec::new();
             let mut ignored = 0;
             crate::index::walk(&root, &root, &mut files, &mut ignored)?;

@@ -36,6 +36,18 @@ pub fn tiny_clip() -> Clip {
     Clip::load(&settings(), Towers::BOTH).expect("tiny-clip loads (run `make setup` for ONNX Runtime)")
 }
 
+/// A small PNG of `width` × `height` that differs for every seed (distinct content hashes
+/// and distinct embeddings for ingest and index tests).
+pub fn png(seed: u32, width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        let v = seed.wrapping_mul(2_654_435_761).wrapping_add(x * 7 + y * 13);
+        image::Rgb([(v & 0xFF) as u8, ((v >> 8) & 0xFF) as u8, (x * 5 + y) as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
 /// The venv's Python, where the reference pipeline lives (`make setup` creates it).
 pub fn python() -> PathBuf {
     std::env::var_os("CLIPSEARCH_PYTHON")

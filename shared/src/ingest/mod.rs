@@ -401,11 +401,7 @@ where
         let metadata = tokio::fs::metadata(path).await.map_err(|e| Error::io(context(), e))?;
         let version = file_version(&metadata);
         if version.size > self.max_image_bytes {
-            self.remove_row(location).await?;
-            return Err(Error::ImageTooLarge {
-                size: version.size,
-                limit: self.max_image_bytes,
-            });
+            return self.refuse_oversized(location, version.size).await;
         }
         let row = self.index.object(location).await?;
         if let Some(row) = &row {
@@ -433,11 +429,7 @@ where
         location.validate()?;
         let byte_size = bytes.len() as u64;
         if byte_size > self.max_image_bytes {
-            self.remove_row(location).await?;
-            return Err(Error::ImageTooLarge {
-                size: byte_size,
-                limit: self.max_image_bytes,
-            });
+            return self.refuse_oversized(location, byte_size).await;
         }
         let id = hex::encode(Sha256::digest(&bytes));
         *id_out = Some(id.clone());
@@ -492,6 +484,16 @@ where
         // One row written in one call: a failure leaves no partial row behind.
         self.index.put_object(row).await?;
         Ok(Outcome::Indexed { id })
+    }
+
+    /// Refuses an object over the byte limit: its row (an older, smaller version's) goes, so the
+    /// key does not keep showing a picture it no longer holds.
+    async fn refuse_oversized(&self, location: &Location, size: u64) -> Result<Outcome> {
+        self.remove_row(location).await?;
+        Err(Error::ImageTooLarge {
+            size,
+            limit: self.max_image_bytes,
+        })
     }
 
     /// Deletes the row of `location`, saying whether its content is still held elsewhere.

@@ -107,12 +107,10 @@ where
             Err(e) => return (Err(e), Some(version.clone())),
         };
         if version.size > self.max_image_bytes {
-            let removed = self.remove_row(location).await;
-            let refused = Error::ImageTooLarge {
-                size: version.size,
-                limit: self.max_image_bytes,
-            };
-            return (removed.and(Err(refused)), Some(version.clone()));
+            return (
+                self.refuse_oversized(location, version.size).await,
+                Some(version.clone()),
+            );
         }
         let fetched = match self
             .objects

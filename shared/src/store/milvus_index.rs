@@ -187,9 +187,10 @@ impl ImageIndex for MilvusIndex {
         let Some(first) = self.query_rows(expr.clone(), true, 1).await?.into_iter().next() else {
             return Ok(None);
         };
+        // `group_rows` takes the vector from whichever row has one and drops the repeated
+        // location.
         let mut rows = self.query_rows(expr, false, MAX_QUERY_ROWS).await?;
         rows.push(first);
-        rows.rotate_right(1);
         Ok(group_rows(rows).into_iter().next())
     }
 
