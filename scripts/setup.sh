@@ -33,6 +33,19 @@ else
   step "Python venv up to date"
 fi
 
+# --- checkov, in its own venv (its pins would move the main venv's libraries) ----------------
+stamp=.venv-checkov/.requirements.sha256
+want=$(cat tools/requirements-checkov.txt tools/constraints-checkov.txt | sha256sum | cut -d' ' -f1)
+if [ ! -x .venv-checkov/bin/checkov ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  step "checkov venv .venv-checkov (tools/requirements-checkov.txt)"
+  "$PYTHON" -m venv .venv-checkov
+  .venv-checkov/bin/pip install --quiet --disable-pip-version-check \
+    -r tools/requirements-checkov.txt -c tools/constraints-checkov.txt
+  echo "$want" > "$stamp"
+else
+  step "checkov venv up to date"
+fi
+
 # --- ONNX Runtime shared library from the pinned wheel -----------------------------------------
 if [ ! -f "$ORT_DIR/$ORT_LIB" ]; then
   step "ONNX Runtime $ORT_LIB from the onnxruntime==1.31.1 wheel (hash-pinned)"

@@ -24,9 +24,13 @@ export CLIPSEARCH_S3_ENDPOINT="http://127.0.0.1:${MOTO_PORT}"
 export CLIPSEARCH_BUCKET=clipsearch-test-functions
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 export LAMBDA_PORT=${TEST_LAMBDA_PORT:-9077}
-# A second emulator whose functions' Milvus is unreachable (port 1 refuses connections): the
-# search function's 503 path, through the real runtime and emulator.
+# A second emulator whose functions' Milvus accepts connections and never answers
+# (scripts/lib/silent-server.py): the deadline path, through the real runtime and emulator.
+# The emulator sends no real deadline, so CLIPSEARCH_INVOCATION_TIMEOUT_SECS plays the
+# function's timeout there (6 s, well under the Milvus client's own 10 s + 30 s timeouts).
 export LAMBDA_MILVUS_DOWN_PORT=${TEST_LAMBDA_MILVUS_DOWN_PORT:-9078}
+export SILENT_MILVUS_PORT=${TEST_SILENT_MILVUS_PORT:-19599}
+export LAMBDA_MILVUS_DOWN_TIMEOUT_SECS=6
 export RUST_LOG=${RUST_LOG:-info}
 
 cleanup() {
@@ -34,6 +38,7 @@ cleanup() {
   trap - EXIT INT TERM
   bash scripts/lambda.sh down || true
   LAMBDA_PORT=$LAMBDA_MILVUS_DOWN_PORT bash scripts/lambda.sh down || true
+  [ -n "${silent_pid:-}" ] && kill -TERM "$silent_pid" 2>/dev/null || true
   bash scripts/moto.sh down || true
   bash scripts/milvus.sh down || true
   exit $rc
@@ -45,8 +50,8 @@ if [ $# -eq 0 ]; then
 echo "==> lint"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets --quiet -- -D warnings
-.venv/bin/cfn-lint template.yaml
-echo "cfn-lint template.yaml: ok"
+# cfn-lint and checkov on template.yaml, its zip/image/all-options variants and the Dockerfile.
+.venv/bin/python scripts/check-iac.py
 .venv/bin/python scripts/local-aws.py --check-template template.yaml
 fi
 
@@ -54,8 +59,10 @@ echo "==> services: Milvus :$MILVUS_PORT, moto :$MOTO_PORT, Lambda emulator :$LA
 bash scripts/milvus.sh up --fresh
 bash scripts/moto.sh up
 bash scripts/lambda.sh up
-LAMBDA_PORT=$LAMBDA_MILVUS_DOWN_PORT MILVUS_URI=http://127.0.0.1:1 MILVUS_CONNECT_TIMEOUT_SECS=2 \
-  MILVUS_TIMEOUT_SECS=3 bash scripts/lambda.sh up
+python3 scripts/lib/silent-server.py "$SILENT_MILVUS_PORT" &
+silent_pid=$!
+LAMBDA_PORT=$LAMBDA_MILVUS_DOWN_PORT MILVUS_URI=http://127.0.0.1:$SILENT_MILVUS_PORT \
+  CLIPSEARCH_INVOCATION_TIMEOUT_SECS=$LAMBDA_MILVUS_DOWN_TIMEOUT_SECS bash scripts/lambda.sh up
 # Start both function processes now: the emulator builds and starts a function on its first
 # invocation, which can take minutes on a small machine, longer than a browser's page timeout.
 curl -fsS --max-time 900 -o /dev/null "http://127.0.0.1:$LAMBDA_PORT/lambda-url/search/health" ||
@@ -66,6 +73,9 @@ curl -fsS --max-time 900 -o /dev/null -X POST --data-binary @tests/events/s3-tes
 # 503 is the expected answer there: no -f.
 curl -sS --max-time 900 -o /dev/null "http://127.0.0.1:$LAMBDA_MILVUS_DOWN_PORT/lambda-url/search/health" ||
   echo "warm-up: the Milvus-down search function did not answer (tests will say more)"
+curl -sS --max-time 900 -o /dev/null -X POST --data-binary @tests/events/s3-test-event.json \
+  "http://127.0.0.1:$LAMBDA_MILVUS_DOWN_PORT/2015-03-31/functions/ingest/invocations" ||
+  echo "warm-up: the Milvus-down ingest function did not answer (tests will say more)"
 
 echo "==> headless Chromium and playwright-core for the search page test"
 bash scripts/setup-browser.sh

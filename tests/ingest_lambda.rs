@@ -190,3 +190,41 @@ async fn an_sqs_batch_answers_batch_item_failures_for_transient_errors_only() {
     assert_eq!(invoke(&batch).await, json!({ "batchItemFailures": [] }));
     drop(stack);
 }
+
+/// The ingest function of the second emulator, whose Milvus accepts connections and never
+/// answers (scripts/test.sh: `LAMBDA_MILVUS_DOWN_PORT`, `CLIPSEARCH_INVOCATION_TIMEOUT_SECS`
+/// playing the function timeout). A record held up by Milvus is answered as a batch item
+/// failure, so the queue retries it, before the function's timeout; the record that needs no
+/// Milvus (an unreadable body, dropped) is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_milvus_that_never_answers_fails_the_record_for_retry_before_the_timeout() {
+    let port = required_env("LAMBDA_MILVUS_DOWN_PORT");
+    let timeout: f64 = required_env("LAMBDA_MILVUS_DOWN_TIMEOUT_SECS").parse().unwrap();
+    let stack = stack().await;
+    let key = "photos/held-up.png";
+    stack
+        .s3
+        .put(&stack.bucket, key, fresh_png(), "image/png")
+        .await
+        .unwrap();
+    let batch = json!({ "Records": [
+        { "messageId": "held-up", "eventSource": "aws:sqs",
+          "body": notification_body(&[ObjectEvent::Created { location: Location::new(stack.bucket.as_str(), key), size: None }]).to_string() },
+        { "messageId": "unreadable", "eventSource": "aws:sqs", "body": "this is not JSON" }
+    ]});
+    let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/ingest/invocations");
+    let started = std::time::Instant::now();
+    let response = reqwest::Client::new().post(&url).json(&batch).send().await.unwrap();
+    let took = started.elapsed().as_secs_f64();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap();
+    assert!(status.is_success(), "HTTP {status}: {answer}");
+    assert_eq!(
+        answer,
+        json!({ "batchItemFailures": [{ "itemIdentifier": "held-up" }] })
+    );
+    assert!(
+        took < timeout,
+        "answered after {took:.1} s; the function's timeout is {timeout} s"
+    );
+}

@@ -130,6 +130,10 @@ pub struct MilvusSettings {
     pub uri: String,
     /// `MILVUS_TOKEN`: an API key (Zilliz Cloud) or `user:password`; wins over user/password.
     pub token: Option<String>,
+    /// `MILVUS_TOKEN_SECRET_ID`: a Secrets Manager secret (name or ARN) holding the token, read
+    /// at run time when the index first connects and kept for the container's life. Wins over
+    /// `MILVUS_TOKEN`: the deployed functions never hold the token in their environment.
+    pub token_secret: Option<String>,
     /// `MILVUS_USER`: user name when authentication is on (with `MILVUS_PASSWORD`).
     pub user: Option<String>,
     /// `MILVUS_PASSWORD`: that user's password.
@@ -163,6 +167,7 @@ impl std::fmt::Debug for MilvusSettings {
         f.debug_struct("MilvusSettings")
             .field("uri", &self.uri)
             .field("token", &redact(&self.token))
+            .field("token_secret", &self.token_secret)
             .field("user", &self.user)
             .field("password", &redact(&self.password))
             .field("database", &self.database)
@@ -187,6 +192,7 @@ impl Default for MilvusSettings {
         Self {
             uri: DEFAULT_MILVUS_URI.to_owned(),
             token: None,
+            token_secret: None,
             user: None,
             password: None,
             database: None,
@@ -222,6 +228,7 @@ impl MilvusSettings {
         let settings = Self {
             uri: env_opt("MILVUS_URI").unwrap_or(d.uri),
             token: env_opt("MILVUS_TOKEN"),
+            token_secret: env_opt("MILVUS_TOKEN_SECRET_ID"),
             user: env_opt("MILVUS_USER"),
             password: env_opt("MILVUS_PASSWORD"),
             database: env_opt("MILVUS_DB"),

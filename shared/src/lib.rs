@@ -1,12 +1,14 @@
 //! clipsearch: serverless CLIP image search.
 pub mod clip;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod events;
 pub mod ingest;
 pub mod model_source;
 pub mod objects;
 pub mod search;
+pub mod secrets;
 pub mod store;
 
 pub use error::{Error, Result};

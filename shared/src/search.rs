@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clip::{Encoder, Towers};
 use crate::config::env_parse;
-use crate::objects::{parse_s3_url, ObjectSettings, ObjectSource, Presigner};
+use crate::objects::{parse_s3_url, ObjectSettings, ObjectSource, PostConditions, Presigner};
 use crate::store::{
     normalize_id, ImageIndex, ImageRecord, Location, SearchHit, SearchRequest, MAX_KEY_BYTES, MAX_TOP_K,
 };
@@ -60,6 +60,8 @@ pub struct SearchSettings {
     pub upload_prefix: String,
     /// `CLIPSEARCH_PRESIGN_EXPIRY_SECS`: lifetime of the URLs handed out (reported to callers).
     pub presign_expiry: Duration,
+    /// `CLIPSEARCH_MAX_IMAGE_BYTES`: the largest upload a form admits (ingest refuses more).
+    pub max_upload_bytes: u64,
 }
 
 impl Default for SearchSettings {
@@ -71,6 +73,7 @@ impl Default for SearchSettings {
             bucket: None,
             upload_prefix: "uploads/".into(),
             presign_expiry: Duration::from_secs(900),
+            max_upload_bytes: crate::config::DEFAULT_MAX_IMAGE_BYTES,
         }
     }
 }
@@ -85,6 +88,7 @@ impl SearchSettings {
             bucket: objects.bucket,
             upload_prefix: objects.upload_prefix,
             presign_expiry: objects.presign_expiry,
+            max_upload_bytes: crate::config::ClipSettings::from_env()?.max_image_bytes,
         };
         if !settings.enable_text && !settings.enable_image {
             return Err(Error::Config(
@@ -451,15 +455,19 @@ pub struct LocationInfo {
     pub key: String,
 }
 
-/// A presigned upload: PUT the file's bytes to `url` with these headers.
+/// A presigned upload form: POST `multipart/form-data` to `url` with every one of `fields`,
+/// then the file as the last part, named `file`. S3 refuses the upload unless it is this key,
+/// this content type and 1..=`max_bytes` bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UploadTicket {
     pub method: String,
     pub url: String,
     pub bucket: String,
     pub key: String,
-    /// Headers the PUT must carry (they are part of the signature).
-    pub headers: std::collections::BTreeMap<String, String>,
+    /// Form fields, the signed policy among them.
+    pub fields: std::collections::BTreeMap<String, String>,
+    pub content_type: String,
+    pub max_bytes: u64,
     pub expires_in: u64,
 }
 
@@ -647,8 +655,8 @@ where
         })
     }
 
-    /// A presigned PUT into the bucket's upload prefix under a fresh key, so a browser uploads
-    /// straight to S3 and ingest takes it from there.
+    /// A presigned upload form into the bucket's upload prefix under a fresh key, so a browser
+    /// uploads straight to S3 and ingest takes it from there.
     pub async fn upload(&self, filename: &str, content_type: &str) -> Result<UploadTicket> {
         let content_type = content_type.trim().to_ascii_lowercase();
         if !UPLOAD_CONTENT_TYPES.contains(&content_type.as_str()) {
@@ -666,14 +674,23 @@ where
             .ok_or_else(|| Error::Config("uploads need CLIPSEARCH_BUCKET (the indexed bucket)".into()))?;
         let key = format!("{}{}-{name}", self.settings.upload_prefix, unique_token());
         Location::new(bucket.as_str(), key.as_str()).validate()?;
-        let url = self.objects()?.presign_put(&bucket, &key, &content_type).await?;
+        let conditions = PostConditions {
+            bucket: &bucket,
+            key: &key,
+            content_type: &content_type,
+            max_bytes: self.settings.max_upload_bytes,
+            expires_in: self.settings.presign_expiry,
+        };
+        let form = self.objects()?.presign_post(&conditions).await?;
         Ok(UploadTicket {
-            method: "PUT".into(),
-            url,
+            method: "POST".into(),
+            url: form.url,
+            fields: form.fields,
+            max_bytes: self.settings.max_upload_bytes,
+            expires_in: self.settings.presign_expiry.as_secs(),
             bucket,
             key,
-            headers: [("content-type".to_owned(), content_type)].into(),
-            expires_in: self.settings.presign_expiry.as_secs(),
+            content_type,
         })
     }
 }
@@ -804,8 +821,15 @@ mod tests {
         async fn presign_get(&self, bucket: &str, key: &str) -> Result<String> {
             Ok(format!("https://s3/{bucket}/{key}?sig"))
         }
-        async fn presign_put(&self, bucket: &str, key: &str, _ct: &str) -> Result<String> {
-            Ok(format!("https://s3/{bucket}/{key}?put"))
+        async fn presign_post(&self, c: &crate::objects::PostConditions<'_>) -> Result<crate::objects::PresignedPost> {
+            Ok(crate::objects::PresignedPost {
+                url: format!("https://s3/{}", c.bucket),
+                fields: [
+                    ("key".to_owned(), c.key.to_owned()),
+                    ("Content-Type".to_owned(), c.content_type.to_owned()),
+                ]
+                .into(),
+            })
         }
     }
 
@@ -979,7 +1003,9 @@ mod tests {
             "{}",
             t.key
         );
-        assert_eq!(t.headers["content-type"], "image/jpeg");
+        assert_eq!((t.method.as_str(), t.content_type.as_str()), ("POST", "image/jpeg"));
+        assert_eq!(t.fields["key"], t.key);
+        assert_eq!(t.max_bytes, crate::config::DEFAULT_MAX_IMAGE_BYTES);
         assert_ne!(
             s.upload("a.png", "image/png").await.unwrap().key,
             s.upload("a.png", "image/png").await.unwrap().key

@@ -4,10 +4,14 @@
 //! and `s3:TestEvent` (ignored).
 //!
 //! The model, the S3 client and the Milvus connection are created once per cold start and
-//! reused by every invocation of the execution environment.
+//! reused by every invocation of the execution environment. Milvus is connected within what
+//! the init phase has left, or else by the first invocation, under its deadline; every remote
+//! call of an invocation ends before the invocation's deadline, so a hung dependency fails the
+//! records it holds up (retried by the queue) instead of the whole batch timing out.
 
 use anyhow::Context;
 use clipsearch::config::ClipSettings;
+use clipsearch::deadline;
 use clipsearch::events::{parse_invocation, Invocation};
 use clipsearch::ingest::ClipIngestor;
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -27,9 +31,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_target(false)
         .init();
 
+    let started = std::time::Instant::now();
     let ingestor = ClipIngestor::from_env(ClipSettings::from_env()?)
         .await
         .context("ingest cold start")?;
+    ingestor.index().warm_up(started).await;
+    let fallback_timeout = deadline::fallback_from_env()?;
     tracing::info!(
         model = clipsearch::clip::Encoder::model_name(ingestor.encoder()),
         collection = ingestor.index().collection(),
@@ -38,7 +45,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     );
     let ingestor = &ingestor;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handle(ingestor, event.payload).await
+        let deadline = deadline::invocation_deadline(event.context.deadline, fallback_timeout);
+        deadline::within(deadline, handle(ingestor, event.payload)).await
     }))
     .await
 }

@@ -129,8 +129,13 @@
           headers: { "content-type": "application/json" },
           body: JSON.stringify({ filename: file.name, content_type: file.type }),
         });
-        const put = await fetch(ticket.url, { method: ticket.method, headers: ticket.headers, body: file });
-        if (!put.ok) throw new Error(`storage answered HTTP ${put.status}`);
+        if (file.size > ticket.max_bytes) throw new Error(`it is over the ${ticket.max_bytes}-byte limit`);
+        // A signed POST policy: S3 checks key, type and size; the file must be the last part.
+        const form = new FormData();
+        for (const [name, value] of Object.entries(ticket.fields)) form.append(name, value);
+        form.append("file", file);
+        const sent = await fetch(ticket.url, { method: ticket.method, body: form });
+        if (!sent.ok) throw new Error(`storage answered HTTP ${sent.status}`);
         done += 1;
       } catch (e) {
         setStatus(`Upload of ${file.name} failed: ${e.message}`, true);

@@ -1,13 +1,14 @@
 //! Routing: every route of the API, each a few lines over the use case.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clipsearch::clip::Encoder;
+use clipsearch::deadline;
 use clipsearch::objects::{ObjectSource, Presigner};
 use clipsearch::search::Searcher;
 use clipsearch::store::ImageIndex;
 use lambda_http::http::{header, Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::assets;
@@ -34,6 +35,8 @@ pub struct App<E, I, O> {
     searcher: Searcher<E, I, O>,
     max_body_bytes: usize,
     page: String,
+    /// The budget of a request whose runtime sends no real deadline (local emulators).
+    fallback_timeout: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -74,19 +77,32 @@ where
             searcher,
             max_body_bytes,
             page: assets::page(),
+            fallback_timeout: None,
         }
+    }
+
+    /// `CLIPSEARCH_INVOCATION_TIMEOUT_SECS`: see [`deadline::invocation_deadline`].
+    pub fn with_fallback_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.fallback_timeout = timeout;
+        self
     }
 
     pub fn searcher(&self) -> &Searcher<E, I, O> {
         &self.searcher
     }
 
-    /// Answers one request; never fails (errors become JSON error answers).
+    /// Answers one request; never fails (errors become JSON error answers). Every remote call
+    /// it makes is bounded by the invocation's deadline, so a dependency that hangs is a 503
+    /// before Lambda would end the invocation.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let response = match self.route(request).await {
+        let deadline = deadline::invocation_deadline(
+            request.lambda_context_ref().map_or(0, |context| context.deadline),
+            self.fallback_timeout,
+        );
+        let response = match deadline::within(deadline, self.route(request)).await {
             Ok(response) => response,
             Err(error) => error.into_response(),
         };

@@ -18,7 +18,7 @@ use clipsearch::search::{SearchSettings, Searcher};
 use clipsearch::store::IndexSpec;
 
 pub use app::{App, DEFAULT_MAX_BODY_BYTES, ROUTES};
-pub use index::LazyMilvus;
+pub use clipsearch::store::LazyMilvus;
 
 /// The deployed function's types.
 pub type SearchApp = App<Clip, LazyMilvus, S3Objects>;
@@ -37,7 +37,8 @@ pub fn init_tracing() {
 }
 
 /// The cold start: loads only the towers the configuration enables, makes the S3 client and
-/// connects to Milvus (a failure there is logged, not fatal: requests answer 503 and retry).
+/// tries Milvus within what is left of the init phase (a failure there is logged, not fatal:
+/// requests connect under their own deadline, and answer 503 while Milvus does not).
 pub async fn from_env() -> anyhow::Result<SearchApp> {
     let started = std::time::Instant::now();
     let settings = SearchSettings::from_env()?;
@@ -54,9 +55,7 @@ pub async fn from_env() -> anyhow::Result<SearchApp> {
     };
     let model_ms = started.elapsed().as_secs_f64() * 1000.0;
     let index = LazyMilvus::new(MilvusSettings::from_env()?, spec);
-    if let Err(e) = index.connected().await {
-        tracing::warn!(code = e.code(), error = %e, "Milvus not reachable at start; will retry per request");
-    }
+    index.warm_up(started).await;
     let max_body: usize = env_parse("CLIPSEARCH_MAX_REQUEST_BYTES", DEFAULT_MAX_BODY_BYTES)?;
     tracing::info!(
         model = clip.name(),
@@ -67,5 +66,5 @@ pub async fn from_env() -> anyhow::Result<SearchApp> {
         "ready"
     );
     let searcher = Searcher::new(Arc::new(clip), index, Some(objects), settings);
-    Ok(App::new(searcher, max_body))
+    Ok(App::new(searcher, max_body).with_fallback_timeout(clipsearch::deadline::fallback_from_env()?))
 }

@@ -28,7 +28,7 @@ use crate::clip::{Clip, Encoder, Towers};
 use crate::config::{env_parse, ClipSettings, MilvusSettings};
 use crate::events::{parse_notification, Invocation, Notification, ObjectEvent, SqsMessage};
 use crate::objects::{ObjectSettings, ObjectSource, ObjectVersion, S3Objects};
-use crate::store::{ImageIndex, IndexSpec, IndexedObject, Location, MilvusIndex};
+use crate::store::{ImageIndex, IndexSpec, IndexedObject, LazyMilvus, Location};
 use crate::{Error, Result};
 
 /// Records of one invocation processed at once by default (`CLIPSEARCH_INGEST_CONCURRENCY`).
@@ -131,12 +131,13 @@ pub struct Ingestor<E, I, S> {
     content_locks: Vec<Mutex<()>>,
 }
 
-/// The production wiring: CLIP, Milvus and S3.
-pub type ClipIngestor = Ingestor<Clip, MilvusIndex, S3Objects>;
+/// The production wiring: CLIP, Milvus (connected on first use) and S3.
+pub type ClipIngestor = Ingestor<Clip, LazyMilvus, S3Objects>;
 
 impl ClipIngestor {
-    /// Loads the image tower, connects to S3 and Milvus and makes sure the collection exists;
-    /// everything from the environment (see docs/ingest.md). Once per process (cold start).
+    /// Loads the image tower and makes the S3 client; Milvus is connected (and the collection
+    /// created or loaded) on first use, under the deadline of whatever uses it first.
+    /// Everything from the environment (see docs/ingest.md). Once per process (cold start).
     pub async fn from_env(clip: ClipSettings) -> Result<Self> {
         let objects = S3Objects::connect(&ObjectSettings::from_env()?).await;
         // On Lambda the model is copied from CLIPSEARCH_MODEL_S3_URI to /tmp first.
@@ -149,8 +150,7 @@ impl ClipIngestor {
             dimension: Encoder::dimension(&encoder),
             model: encoder.model_name().to_owned(),
         };
-        let index = MilvusIndex::connect(&MilvusSettings::from_env()?, spec).await?;
-        index.ensure_collection().await?;
+        let index = LazyMilvus::new(MilvusSettings::from_env()?, spec);
         Ok(Ingestor::new(Arc::new(encoder), index, objects, max_image_bytes)
             .with_concurrency(env_parse("CLIPSEARCH_INGEST_CONCURRENCY", DEFAULT_CONCURRENCY)?))
     }

@@ -1,9 +1,11 @@
-//! S3 access behind small traits: fetch with a size cap, list, presign GET/PUT. The use cases
+//! S3 access behind small traits: fetch with a size cap, list, presign GET and upload forms. The use cases
 //! depend on the traits, so their logic is unit-tested with an in-memory fake and run with
 //! [`S3Objects`] against AWS or a local emulator (moto) alike.
 
+pub mod post_policy;
 mod s3;
 
+pub use post_policy::{PostConditions, PresignedPost};
 pub use s3::S3Objects;
 
 use crate::Result;
@@ -71,7 +73,9 @@ pub trait ObjectSource {
 #[allow(async_fn_in_trait)]
 pub trait Presigner {
     async fn presign_get(&self, bucket: &str, key: &str) -> Result<String>;
-    async fn presign_put(&self, bucket: &str, key: &str, content_type: &str) -> Result<String>;
+    /// A signed upload form that S3 accepts only for this bucket, key and content type and a
+    /// body of at most `max_bytes` (a POST policy: unlike a presigned PUT, S3 enforces it).
+    async fn presign_post(&self, conditions: &PostConditions<'_>) -> Result<PresignedPost>;
 }
 
 /// Settings for S3 access.

@@ -6,7 +6,11 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::Client;
 
-use super::{FetchedObject, ObjectSettings, ObjectSource, ObjectState, ObjectSummary, ObjectVersion, Presigner};
+use super::{
+    post_policy, FetchedObject, ObjectSettings, ObjectSource, ObjectState, ObjectSummary, ObjectVersion,
+    PostConditions, PresignedPost, Presigner,
+};
+use crate::deadline::{bounded, Service::S3};
 use crate::{Error, Result};
 
 /// S3 (or an S3-compatible endpoint). Cheap to clone; create once per process.
@@ -14,6 +18,8 @@ use crate::{Error, Result};
 pub struct S3Objects {
     client: Client,
     presign_expiry: Duration,
+    /// What signs upload forms (the SDK signs everything else itself).
+    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
 
 impl S3Objects {
@@ -31,6 +37,7 @@ impl S3Objects {
         Self {
             client: Client::from_conf(config.build()),
             presign_expiry: settings.presign_expiry,
+            credentials: shared.credentials_provider(),
         }
     }
 
@@ -61,16 +68,18 @@ impl S3Objects {
         start_after: Option<&str>,
         max_keys: i32,
     ) -> Result<(Vec<ObjectSummary>, bool)> {
-        let page = self
+        let list = self
             .client
             .list_objects_v2()
             .bucket(bucket)
             .prefix(prefix)
             .set_start_after(start_after.map(str::to_owned))
             .max_keys(max_keys)
-            .send()
-            .await
-            .map_err(|e| classify(e, bucket, prefix))?;
+            .send();
+        let page = bounded(S3, &format!("listing s3://{bucket}/{prefix}"), async {
+            list.await.map_err(|e| classify(e, bucket, prefix))
+        })
+        .await?;
         let objects = page
             .contents()
             .iter()
@@ -93,27 +102,28 @@ impl S3Objects {
 
     /// Uploads bytes (used by the demo, the tests and nothing in production paths).
     pub async fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<()> {
-        self.client
+        let put = self
+            .client
             .put_object()
             .bucket(bucket)
             .key(key)
             .content_type(content_type)
             .body(bytes.into())
-            .send()
-            .await
-            .map_err(|e| classify(e, bucket, key))?;
+            .send();
+        bounded(S3, &format!("PUT s3://{bucket}/{key}"), async {
+            put.await.map_err(|e| classify(e, bucket, key))
+        })
+        .await?;
         Ok(())
     }
 
     /// Starts a GET: the headers are there, the body still streams.
     async fn get(&self, bucket: &str, key: &str) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput> {
-        self.client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| classify(e, bucket, key))
+        let get = self.client.get_object().bucket(bucket).key(key).send();
+        bounded(S3, &format!("GET s3://{bucket}/{key}"), async {
+            get.await.map_err(|e| classify(e, bucket, key))
+        })
+        .await
     }
 
     /// Streams an object into a file (model files are hundreds of MB: never held in memory).
@@ -139,13 +149,11 @@ impl S3Objects {
     }
 
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
-        self.client
-            .delete_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| classify(e, bucket, key))?;
+        let delete = self.client.delete_object().bucket(bucket).key(key).send();
+        bounded(S3, &format!("DELETE s3://{bucket}/{key}"), async {
+            delete.await.map_err(|e| classify(e, bucket, key))
+        })
+        .await?;
         Ok(())
     }
 
@@ -156,6 +164,27 @@ impl S3Objects {
 
 impl ObjectSource for S3Objects {
     async fn fetch(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<FetchedObject> {
+        // The body too: a stalled download must end before the invocation does.
+        bounded(
+            S3,
+            &format!("reading s3://{bucket}/{key}"),
+            self.fetch_unbounded(bucket, key, max_bytes),
+        )
+        .await
+    }
+
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectState> {
+        bounded(
+            S3,
+            &format!("HEAD s3://{bucket}/{key}"),
+            self.head_unbounded(bucket, key),
+        )
+        .await
+    }
+}
+
+impl S3Objects {
+    async fn fetch_unbounded(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<FetchedObject> {
         let response = self.get(bucket, key).await?;
         // The headers arrive before the body: refuse an oversized object without downloading it.
         let size = response.content_length().unwrap_or(0).max(0) as u64;
@@ -191,7 +220,7 @@ impl ObjectSource for S3Objects {
         })
     }
 
-    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectState> {
+    async fn head_unbounded(&self, bucket: &str, key: &str) -> Result<ObjectState> {
         let response = self.client.head_object().bucket(bucket).key(key).send().await;
         match response.map_err(|e| classify(e, bucket, key)) {
             Ok(head) => {
@@ -235,17 +264,54 @@ impl Presigner for S3Objects {
         Ok(request.uri().to_string())
     }
 
-    async fn presign_put(&self, bucket: &str, key: &str, content_type: &str) -> Result<String> {
-        let request = self
+    async fn presign_post(&self, conditions: &PostConditions<'_>) -> Result<PresignedPost> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let config = self.client.config();
+        let region = config
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .unwrap_or_else(|| "us-east-1".into());
+        let provider = self
+            .credentials
+            .as_ref()
+            .ok_or_else(|| Error::Config("no AWS credentials to sign uploads with".into()))?;
+        let credentials = bounded(S3, "credentials for signing an upload", async {
+            provider
+                .provide_credentials()
+                .await
+                .map_err(|e| Error::ObjectAccess(format!("credentials for signing an upload: {e}")))
+        })
+        .await?;
+        // The SDK knows how this client addresses the bucket (virtual-hosted on AWS, path-style
+        // on emulators): a presigned GET of the key, less the key's path segments, is the
+        // bucket's URL.
+        let get = self
             .client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .content_type(content_type)
+            .get_object()
+            .bucket(conditions.bucket)
+            .key(conditions.key)
             .presigned(self.presigning()?)
             .await
-            .map_err(|e| classify(e, bucket, key))?;
-        Ok(request.uri().to_string())
+            .map_err(|e| classify(e, conditions.bucket, conditions.key))?;
+        let object_url = post_policy::bucket_url(get.uri());
+        let segments = conditions.key.split('/').count();
+        let url = object_url
+            .rsplitn(segments + 1, '/')
+            .last()
+            .unwrap_or(&object_url)
+            .to_owned();
+        let identity = post_policy::SigningIdentity {
+            access_key_id: credentials.access_key_id(),
+            secret_access_key: credentials.secret_access_key(),
+            session_token: credentials.session_token(),
+            region: &region,
+        };
+        Ok(post_policy::sign(
+            url,
+            conditions,
+            &identity,
+            std::time::SystemTime::now(),
+        ))
     }
 }
 

@@ -26,6 +26,7 @@ use tokio::sync::OnceCell;
 use super::milvus_rows::{classify, sdk_store};
 use super::{schema, validate_object, ImageIndex, ImageRecord, IndexSpec, IndexedObject};
 use crate::config::{MilvusIndexKind, MilvusSettings};
+use crate::deadline::{self, Service};
 use crate::{Error, Result};
 
 /// Rows per upsert RPC in bulk writes (~2 MB at dimension 512).
@@ -114,11 +115,15 @@ impl MilvusIndex {
 
     /// The server answers and says it is healthy.
     pub async fn ping(&self) -> Result<()> {
+        let request = CheckHealthRequest::builder().build().map_err(sdk_store)?;
         let response = self
-            .client
-            .check_health(CheckHealthRequest::builder().build().map_err(sdk_store)?)
-            .await
-            .map_err(|e| classify("health check", e))?;
+            .rpc("health check", async {
+                self.client
+                    .check_health(request)
+                    .await
+                    .map_err(|e| classify("health check", e))
+            })
+            .await?;
         if response.is_healthy() {
             Ok(())
         } else {
@@ -338,8 +343,19 @@ impl MilvusIndex {
 
     // ---- collection setup ----
 
+    /// One remote call, cut off at the invocation's deadline ([`crate::deadline`]).
+    pub(super) async fn rpc<T>(&self, what: &str, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        deadline::bounded(Service::Milvus, &format!("Milvus {what}"), call).await
+    }
+
+    /// The collection, checked and loaded once per process. Creating or loading it can take
+    /// minutes on a big collection: it never waits longer than the invocation can (a cut-off
+    /// wait is started again by the next call, and the server keeps loading meanwhile).
     pub(super) async fn ready(&self) -> Result<MilvusIndexKind> {
-        self.ready.get_or_try_init(|| self.prepare_collection()).await.copied()
+        self.ready
+            .get_or_try_init(|| self.rpc("collection set-up (create or load)", self.prepare_collection()))
+            .await
+            .copied()
     }
 
     async fn prepare_collection(&self) -> Result<MilvusIndexKind> {

@@ -28,19 +28,22 @@ impl MilvusIndex {
             fields.push(schema::EMBEDDING);
         }
         let response = self
-            .client
-            .query(
-                QueryRequest::builder()
-                    .collection_name(self.collection())
-                    .filter(expr)
-                    .output_fields(fields)
-                    .limit(limit.clamp(1, MAX_QUERY_ROWS) as i64)
-                    .consistency_level(ConsistencyLevel::Strong)
-                    .build()
-                    .map_err(sdk_store)?,
-            )
-            .await
-            .map_err(|e| classify("query", e))?;
+            .rpc("query", async {
+                self.client
+                    .query(
+                        QueryRequest::builder()
+                            .collection_name(self.collection())
+                            .filter(expr)
+                            .output_fields(fields)
+                            .limit(limit.clamp(1, MAX_QUERY_ROWS) as i64)
+                            .consistency_level(ConsistencyLevel::Strong)
+                            .build()
+                            .map_err(sdk_store)?,
+                    )
+                    .await
+                    .map_err(|e| classify("query", e))
+            })
+            .await?;
         Columns::new(response.results().get_output_fields()).objects(with_embedding)
     }
 
@@ -53,10 +56,11 @@ impl MilvusIndex {
             .columns(encode(rows))
             .build()
             .map_err(sdk_store)?;
-        self.client
-            .upsert(UpsertRequest::builder().insert(insert).build().map_err(sdk_store)?)
-            .await
-            .map_err(|e| classify("upsert", e))?;
+        let upsert = UpsertRequest::builder().insert(insert).build().map_err(sdk_store)?;
+        self.rpc("upsert", async {
+            self.client.upsert(upsert).await.map_err(|e| classify("upsert", e))
+        })
+        .await?;
         Ok(())
     }
 
@@ -100,10 +104,13 @@ impl MilvusIndex {
             builder = builder.filter(expr);
         }
         let response = self
-            .client
-            .search(builder.build().map_err(sdk_store)?)
-            .await
-            .map_err(|e| classify("search", e))?;
+            .rpc("search", async {
+                self.client
+                    .search(builder.build().map_err(sdk_store)?)
+                    .await
+                    .map_err(|e| classify("search", e))
+            })
+            .await?;
         let mut rows = Vec::new();
         for result in response.results().iter() {
             let scores = result.get_scores();
@@ -133,19 +140,22 @@ impl MilvusIndex {
             return Ok(out);
         }
         let response = self
-            .client
-            .query(
-                QueryRequest::builder()
-                    .collection_name(self.collection())
-                    .filter(filter::in_list(schema::ID, ids.iter().copied())?)
-                    .output_fields([schema::LOCATION, schema::BUCKET, schema::KEY, schema::ID])
-                    .limit(MAX_QUERY_ROWS as i64)
-                    .consistency_level(ConsistencyLevel::Session)
-                    .build()
-                    .map_err(sdk_store)?,
-            )
-            .await
-            .map_err(|e| classify("query", e))?;
+            .rpc("query", async {
+                self.client
+                    .query(
+                        QueryRequest::builder()
+                            .collection_name(self.collection())
+                            .filter(filter::in_list(schema::ID, ids.iter().copied())?)
+                            .output_fields([schema::LOCATION, schema::BUCKET, schema::KEY, schema::ID])
+                            .limit(MAX_QUERY_ROWS as i64)
+                            .consistency_level(ConsistencyLevel::Session)
+                            .build()
+                            .map_err(sdk_store)?,
+                    )
+                    .await
+                    .map_err(|e| classify("query", e))
+            })
+            .await?;
         let columns = Columns::new(response.results().get_output_fields());
         for row in 0..columns.len()? {
             out.entry(columns.string(schema::ID, row)?)
@@ -220,16 +230,15 @@ impl ImageIndex for MilvusIndex {
 
     async fn remove_object(&self, location: &Location) -> Result<Option<String>> {
         let old = self.object(location).await?;
-        self.client
-            .delete(
-                DeleteRequest::builder()
-                    .collection_name(self.collection())
-                    .filter(Self::location_clause(location)?)
-                    .build()
-                    .map_err(sdk_store)?,
-            )
-            .await
-            .map_err(|e| classify("delete", e))?;
+        let delete = DeleteRequest::builder()
+            .collection_name(self.collection())
+            .filter(Self::location_clause(location)?)
+            .build()
+            .map_err(sdk_store)?;
+        self.rpc("delete", async {
+            self.client.delete(delete).await.map_err(|e| classify("delete", e))
+        })
+        .await?;
         Ok(old.map(|o| o.id))
     }
 
@@ -320,18 +329,21 @@ impl ImageIndex for MilvusIndex {
     async fn count(&self) -> Result<u64> {
         self.ready().await?;
         let response = self
-            .client
-            .query(
-                QueryRequest::builder()
-                    .collection_name(self.collection())
-                    .filter("")
-                    .output_fields(["count(*)"])
-                    .consistency_level(ConsistencyLevel::Strong)
-                    .build()
-                    .map_err(sdk_store)?,
-            )
-            .await
-            .map_err(|e| classify("count", e))?;
+            .rpc("count", async {
+                self.client
+                    .query(
+                        QueryRequest::builder()
+                            .collection_name(self.collection())
+                            .filter("")
+                            .output_fields(["count(*)"])
+                            .consistency_level(ConsistencyLevel::Strong)
+                            .build()
+                            .map_err(sdk_store)?,
+                    )
+                    .await
+                    .map_err(|e| classify("count", e))
+            })
+            .await?;
         let columns = Columns::new(response.results().get_output_fields());
         let count = columns.int("count(*)", 0)?;
         u64::try_from(count).map_err(|_| Error::Store(format!("negative count {count}")))

@@ -11,12 +11,14 @@
 //! Rows never mix models: [`IndexSpec`] names the model and dimension a collection accepts.
 
 pub mod filter;
+mod lazy;
 mod memory;
 mod milvus;
 mod milvus_index;
 mod milvus_rows;
 mod schema;
 
+pub use lazy::LazyMilvus;
 pub use memory::MemoryIndex;
 pub use milvus::{MilvusIndex, ServedSegment};
 
