@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::clip::model_dir::is_unused_tower_file;
+use crate::clip::Towers;
 use crate::config::{env_opt, ClipSettings};
 use crate::objects::{parse_s3_url, S3Objects};
 use crate::{Error, Result};
@@ -13,8 +15,9 @@ use crate::{Error, Result};
 const COMPLETE_MARKER: &str = ".clipsearch-complete";
 
 /// Makes sure `settings.model_dir` holds the model, downloading it from
-/// `CLIPSEARCH_MODEL_S3_URI` when that is set, and returns the settings to load it with.
-pub async fn resolve(settings: ClipSettings, objects: Option<&S3Objects>) -> Result<ClipSettings> {
+/// `CLIPSEARCH_MODEL_S3_URI` when that is set (only the files `towers` needs), and returns the
+/// settings to load it with.
+pub async fn resolve(settings: ClipSettings, objects: Option<&S3Objects>, towers: Towers) -> Result<ClipSettings> {
     let Some(uri) = env_opt("CLIPSEARCH_MODEL_S3_URI") else {
         return Ok(settings);
     };
@@ -23,15 +26,16 @@ pub async fn resolve(settings: ClipSettings, objects: Option<&S3Objects>) -> Res
         .model_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("/tmp/clipsearch-model"));
-    download(objects, &uri, &dir).await?;
+    download(objects, &uri, &dir, towers).await?;
     Ok(ClipSettings {
         model_dir: Some(dir),
         ..settings
     })
 }
 
-/// Copies every object under the `s3://bucket/prefix/` into `dir`, keeping relative paths.
-pub async fn download(objects: &S3Objects, uri: &str, dir: &Path) -> Result<()> {
+/// Copies the objects under the `s3://bucket/prefix/` into `dir`, keeping relative paths, but
+/// for the ONNX files of towers `towers` leaves out.
+pub async fn download(objects: &S3Objects, uri: &str, dir: &Path, towers: Towers) -> Result<()> {
     if dir.join(COMPLETE_MARKER).exists() {
         return Ok(());
     }
@@ -50,6 +54,9 @@ pub async fn download(objects: &S3Objects, uri: &str, dir: &Path) -> Result<()> 
         let relative = &object.key[prefix.len()..];
         // Never write outside the model directory, whatever the keys say.
         if relative.is_empty() || relative.ends_with('/') || relative.split('/').any(|p| p == ".." || p.is_empty()) {
+            continue;
+        }
+        if is_unused_tower_file(relative, towers) {
             continue;
         }
         let target = dir.join(relative);

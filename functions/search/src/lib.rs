@@ -44,8 +44,8 @@ pub async fn from_env() -> anyhow::Result<SearchApp> {
     let settings = SearchSettings::from_env()?;
     let objects = S3Objects::connect(&ObjectSettings::from_env()?).await;
     // On Lambda the model is copied from CLIPSEARCH_MODEL_S3_URI to /tmp first.
-    let clip_settings = clipsearch::model_source::resolve(ClipSettings::from_env()?, Some(&objects)).await?;
     let towers = settings.towers();
+    let clip_settings = clipsearch::model_source::resolve(ClipSettings::from_env()?, Some(&objects), towers).await?;
     let clip = tokio::task::spawn_blocking(move || Clip::load(&clip_settings, towers))
         .await
         .context("loading the model")??;

@@ -59,17 +59,18 @@ impl std::fmt::Debug for ImageEncoder {
 
 impl ImageEncoder {
     pub fn load(model: &ModelDir, settings: &ClipSettings) -> Result<Self> {
+        let vision_model = model.vision_model()?;
         let env = runtime::environment(settings.ort_library.as_deref())?;
         let session = runtime::session(
             env,
-            &model.vision_model,
+            vision_model,
             Threads {
                 intra: settings.intra_threads,
                 inter: settings.inter_threads,
             },
         )?;
         let model_err = |reason: String| Error::Model {
-            dir: model.vision_model.clone(),
+            dir: vision_model.to_path_buf(),
             reason,
         };
         let input = match session.inputs() {

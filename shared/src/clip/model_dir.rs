@@ -29,6 +29,21 @@ const TEXT_CANDIDATES: &[&str] = &[
     "onnx/text_encoder.onnx",
 ];
 
+/// True when `relative` (a path inside a model directory) is the ONNX file of a tower that
+/// `towers` does not load, or that file's external weights (`….onnx_data`, `….onnx.data`):
+/// a text-only search need not copy the 350 MB vision tower at cold start.
+pub fn is_unused_tower_file(relative: &str, towers: crate::clip::Towers) -> bool {
+    let of = |candidates: &[&str]| {
+        candidates.iter().any(|c| {
+            relative == *c
+                || relative
+                    .strip_prefix(c)
+                    .is_some_and(|rest| rest == "_data" || rest == ".data")
+        })
+    };
+    (!towers.image && of(VISION_CANDIDATES)) || (!towers.text && of(TEXT_CANDIDATES))
+}
+
 /// Which resampling filter the processor asks for (PIL's numbering in `resample`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resample {
@@ -233,8 +248,11 @@ pub struct ModelDir {
     /// A human name for the model (the directory name), stored with every vector so two
     /// models' vectors never mix.
     pub name: String,
-    pub vision_model: PathBuf,
-    pub text_model: PathBuf,
+    /// The vision tower's ONNX file; `None` when the directory holds only the text tower (a
+    /// text-only deployment copies no more): loading the image encoder then says so.
+    vision_model: Option<PathBuf>,
+    /// The text tower's ONNX file, `None` in an image-only copy.
+    text_model: Option<PathBuf>,
     pub tokenizer: PathBuf,
     pub preprocessing: Preprocessing,
     pub text: TextConfig,
@@ -254,13 +272,7 @@ impl ModelDir {
                     .into(),
             ));
         }
-        let find = |candidates: &[&str], what: &str| -> Result<PathBuf> {
-            candidates
-                .iter()
-                .map(|c| root.join(c))
-                .find(|p| p.is_file())
-                .ok_or_else(|| err(format!("no {what} ONNX file (looked for {})", candidates.join(", "))))
-        };
+        let find = |candidates: &[&str]| candidates.iter().map(|c| root.join(c)).find(|p| p.is_file());
         let read = |name: &str| -> Result<String> {
             std::fs::read_to_string(root.join(name)).map_err(|e| err(format!("{name}: {e}")))
         };
@@ -284,9 +296,17 @@ impl ModelDir {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".to_string());
+        let (vision_model, text_model) = (find(VISION_CANDIDATES), find(TEXT_CANDIDATES));
+        if vision_model.is_none() && text_model.is_none() {
+            return Err(err(format!(
+                "no ONNX file of either tower (looked for {} and {})",
+                VISION_CANDIDATES.join(", "),
+                TEXT_CANDIDATES.join(", ")
+            )));
+        }
         Ok(Self {
-            vision_model: find(VISION_CANDIDATES, "vision")?,
-            text_model: find(TEXT_CANDIDATES, "text")?,
+            vision_model,
+            text_model,
             tokenizer,
             preprocessing,
             text,
@@ -296,8 +316,56 @@ impl ModelDir {
     }
 }
 
+impl ModelDir {
+    /// The vision tower's ONNX file, or why there is none.
+    pub fn vision_model(&self) -> Result<&Path> {
+        self.tower_file(self.vision_model.as_deref(), "vision", VISION_CANDIDATES)
+    }
+
+    /// The text tower's ONNX file, or why there is none.
+    pub fn text_model(&self) -> Result<&Path> {
+        self.tower_file(self.text_model.as_deref(), "text", TEXT_CANDIDATES)
+    }
+
+    fn tower_file<'a>(&self, file: Option<&'a Path>, what: &str, candidates: &[&str]) -> Result<&'a Path> {
+        file.ok_or_else(|| Error::Model {
+            dir: self.root.clone(),
+            reason: format!("no {what} ONNX file (looked for {})", candidates.join(", ")),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_unused_tower_files_are_named_by_the_candidates() {
+        use crate::clip::Towers;
+        for vision in [
+            "vision_model.onnx",
+            "onnx/visual.onnx",
+            "image_encoder.onnx",
+            "vision_model.onnx_data",
+        ] {
+            assert!(is_unused_tower_file(vision, Towers::TEXT), "{vision}");
+            assert!(!is_unused_tower_file(vision, Towers::IMAGE), "{vision}");
+            assert!(!is_unused_tower_file(vision, Towers::BOTH), "{vision}");
+        }
+        for text in ["text_model.onnx", "onnx/textual.onnx", "text_encoder.onnx.data"] {
+            assert!(is_unused_tower_file(text, Towers::IMAGE), "{text}");
+            assert!(!is_unused_tower_file(text, Towers::TEXT), "{text}");
+        }
+        for shared in [
+            "tokenizer.json",
+            "config.json",
+            "preprocessor_config.json",
+            "vision_model.onnx.bak",
+        ] {
+            assert!(!is_unused_tower_file(shared, Towers::TEXT), "{shared}");
+            assert!(!is_unused_tower_file(shared, Towers::IMAGE), "{shared}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -58,16 +58,17 @@ impl TextEncoder {
             .map_err(|e| model_err(&model.tokenizer, e.to_string()))?;
         tokenizer.with_padding(None);
 
+        let text_model = model.text_model()?;
         let env = runtime::environment(settings.ort_library.as_deref())?;
         let session = runtime::session(
             env,
-            &model.text_model,
+            text_model,
             Threads {
                 intra: settings.intra_threads,
                 inter: settings.inter_threads,
             },
         )?;
-        let tm = &model.text_model;
+        let tm = text_model;
         let inputs = session.inputs();
         let ids = inputs
             .iter()

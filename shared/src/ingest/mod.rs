@@ -141,7 +141,7 @@ impl ClipIngestor {
     pub async fn from_env(clip: ClipSettings) -> Result<Self> {
         let objects = S3Objects::connect(&ObjectSettings::from_env()?).await;
         // On Lambda the model is copied from CLIPSEARCH_MODEL_S3_URI to /tmp first.
-        let clip = crate::model_source::resolve(clip, Some(&objects)).await?;
+        let clip = crate::model_source::resolve(clip, Some(&objects), Towers::IMAGE).await?;
         let max_image_bytes = clip.max_image_bytes;
         let encoder = tokio::task::spawn_blocking(move || Clip::load(&clip, Towers::IMAGE))
             .await
