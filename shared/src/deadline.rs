@@ -65,9 +65,10 @@ pub async fn bounded<T>(service: Service, what: &str, call: impl Future<Output =
         return call.await;
     };
     // A spent budget never starts the call (tokio's timeout would still poll it once).
-    let answer = match budget.is_zero() {
-        true => None,
-        false => tokio::time::timeout(budget, call).await.ok(),
+    let answer = if budget.is_zero() {
+        None
+    } else {
+        tokio::time::timeout(budget, call).await.ok()
     };
     match answer {
         Some(result) => result,
@@ -170,6 +171,24 @@ mod tests {
         // A past deadline leaves no budget: the call is not even started.
         let late = within(Some(Instant::now()), bounded(Service::S3, "GET", async { Ok(1) })).await;
         assert!(late.is_err());
+    }
+
+    #[test]
+    fn the_fallback_timeout_is_checked() {
+        // Only this test sets the variable.
+        let read = |value: &str| {
+            std::env::set_var("CLIPSEARCH_INVOCATION_TIMEOUT_SECS", value);
+            let read = fallback_from_env();
+            std::env::remove_var("CLIPSEARCH_INVOCATION_TIMEOUT_SECS");
+            read
+        };
+        assert_eq!(read("2.5").unwrap(), Some(Duration::from_millis(2500)));
+        assert_eq!(read(" ").unwrap(), None);
+        for bad in ["0", "-1", "901", "abc", "NaN", "inf"] {
+            let err = read(bad).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{bad}: {err}");
+            assert!(err.to_string().contains("CLIPSEARCH_INVOCATION_TIMEOUT_SECS"), "{err}");
+        }
     }
 
     #[tokio::test]

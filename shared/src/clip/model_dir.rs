@@ -314,9 +314,7 @@ impl ModelDir {
             root,
         })
     }
-}
 
-impl ModelDir {
     /// The vision tower's ONNX file, or why there is none.
     pub fn vision_model(&self) -> Result<&Path> {
         self.tower_file(self.vision_model.as_deref(), "vision", VISION_CANDIDATES)
@@ -337,6 +335,7 @@ impl ModelDir {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn the_unused_tower_files_are_named_by_the_candidates() {
@@ -366,7 +365,30 @@ mod tests {
         }
     }
 
-    use super::*;
+    #[test]
+    fn a_one_tower_copy_opens_and_names_the_missing_tower() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-clip");
+        let dir = std::env::temp_dir().join(format!("clipsearch-one-tower-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["preprocessor_config.json", "tokenizer.json", "config.json"] {
+            std::fs::copy(fixture.join(name), dir.join(name)).unwrap();
+        }
+        let none = ModelDir::open(&dir).unwrap_err();
+        assert!(
+            matches!(none, Error::Model { .. }) && none.to_string().contains("no ONNX file of either tower"),
+            "{none}"
+        );
+        std::fs::copy(fixture.join("text_model.onnx"), dir.join("text_model.onnx")).unwrap();
+        let text_only = ModelDir::open(&dir).expect("a text-only copy opens");
+        assert_eq!(text_only.text_model().unwrap(), dir.join("text_model.onnx"));
+        let missing = text_only.vision_model().unwrap_err();
+        assert!(
+            matches!(missing, Error::Model { .. }) && missing.to_string().contains("no vision ONNX file"),
+            "{missing}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn shortest_edge_truncates_like_python() {

@@ -90,12 +90,19 @@ pub fn sign(
     PresignedPost { url, fields }
 }
 
-/// The bucket's URL from a presigned request of the bucket itself (its query string removed).
-pub fn bucket_url(presigned_bucket_request: &str) -> String {
-    let base = presigned_bucket_request
+/// The bucket's URL from a presigned URL of `key` in it: its query string and the key's path
+/// segments removed (`http://host/bucket/dir/a.png?X-Amz-…` → `http://host/bucket`).
+pub fn bucket_url(presigned_object_url: &str, key: &str) -> String {
+    let object_url = presigned_object_url
         .split_once('?')
-        .map_or(presigned_bucket_request, |(base, _)| base);
-    base.trim_end_matches('/').to_owned()
+        .map_or(presigned_object_url, |(base, _)| base);
+    let segments = key.split('/').count();
+    object_url
+        .rsplitn(segments + 1, '/')
+        .last()
+        .unwrap_or(object_url)
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 fn whole_seconds(time: SystemTime) -> SystemTime {
@@ -174,13 +181,20 @@ mod tests {
     }
 
     #[test]
-    fn bucket_urls_come_from_presigned_bucket_requests() {
+    fn bucket_urls_come_from_presigned_object_urls() {
         assert_eq!(
-            bucket_url("http://127.0.0.1:5077/images?list-type=2&X-Amz-Signature=x"),
+            bucket_url(
+                "http://127.0.0.1:5077/images/uploads/x-cat.png?list-type=2&X-Amz-Signature=x",
+                "uploads/x-cat.png"
+            ),
             "http://127.0.0.1:5077/images"
         );
         assert_eq!(
-            bucket_url("https://images.s3.eu-west-1.amazonaws.com/?list-type=2"),
+            bucket_url("https://images.s3.eu-west-1.amazonaws.com/a.png?X-Amz-Date=1", "a.png"),
+            "https://images.s3.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            bucket_url("https://images.s3.eu-west-1.amazonaws.com/p//q/r.jpg?x", "p//q/r.jpg"),
             "https://images.s3.eu-west-1.amazonaws.com"
         );
     }

@@ -117,13 +117,17 @@ impl S3Objects {
         Ok(())
     }
 
-    /// Starts a GET: the headers are there, the body still streams.
+    /// Starts a GET: the headers are there, the body still streams. Not bounded by the
+    /// deadline here: `fetch` bounds the whole read, body included; the model copy runs at
+    /// cold start, outside any invocation.
     async fn get(&self, bucket: &str, key: &str) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput> {
-        let get = self.client.get_object().bucket(bucket).key(key).send();
-        bounded(S3, &format!("GET s3://{bucket}/{key}"), async {
-            get.await.map_err(|e| classify(e, bucket, key))
-        })
-        .await
+        self.client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(e, bucket, key))
     }
 
     /// Streams an object into a file (model files are hundreds of MB: never held in memory).
@@ -283,8 +287,7 @@ impl Presigner for S3Objects {
         })
         .await?;
         // The SDK knows how this client addresses the bucket (virtual-hosted on AWS, path-style
-        // on emulators): a presigned GET of the key, less the key's path segments, is the
-        // bucket's URL.
+        // on emulators): a presigned GET of the key tells the bucket's URL.
         let get = self
             .client
             .get_object()
@@ -293,13 +296,7 @@ impl Presigner for S3Objects {
             .presigned(self.presigning()?)
             .await
             .map_err(|e| classify(e, conditions.bucket, conditions.key))?;
-        let object_url = post_policy::bucket_url(get.uri());
-        let segments = conditions.key.split('/').count();
-        let url = object_url
-            .rsplitn(segments + 1, '/')
-            .last()
-            .unwrap_or(&object_url)
-            .to_owned();
+        let url = post_policy::bucket_url(get.uri(), conditions.key);
         let identity = post_policy::SigningIdentity {
             access_key_id: credentials.access_key_id(),
             secret_access_key: credentials.secret_access_key(),

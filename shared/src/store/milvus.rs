@@ -116,14 +116,7 @@ impl MilvusIndex {
     /// The server answers and says it is healthy.
     pub async fn ping(&self) -> Result<()> {
         let request = CheckHealthRequest::builder().build().map_err(sdk_store)?;
-        let response = self
-            .rpc("health check", async {
-                self.client
-                    .check_health(request)
-                    .await
-                    .map_err(|e| classify("health check", e))
-            })
-            .await?;
+        let response = self.rpc("health check", self.client.check_health(request)).await?;
         if response.is_healthy() {
             Ok(())
         } else {
@@ -343,9 +336,17 @@ impl MilvusIndex {
 
     // ---- collection setup ----
 
-    /// One remote call, cut off at the invocation's deadline ([`crate::deadline`]).
-    pub(super) async fn rpc<T>(&self, what: &str, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        deadline::bounded(Service::Milvus, &format!("Milvus {what}"), call).await
+    /// One RPC: its SDK error classified as ours, and cut off at the invocation's deadline
+    /// ([`crate::deadline`]).
+    pub(super) async fn rpc<T>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = std::result::Result<T, SdkError>>,
+    ) -> Result<T> {
+        deadline::bounded(Service::Milvus, &format!("Milvus {what}"), async {
+            call.await.map_err(|e| classify(what, e))
+        })
+        .await
     }
 
     /// The collection, checked and loaded once per process. Creating or loading it can take
@@ -353,7 +354,13 @@ impl MilvusIndex {
     /// wait is started again by the next call, and the server keeps loading meanwhile).
     pub(super) async fn ready(&self) -> Result<MilvusIndexKind> {
         self.ready
-            .get_or_try_init(|| self.rpc("collection set-up (create or load)", self.prepare_collection()))
+            .get_or_try_init(|| {
+                deadline::bounded(
+                    Service::Milvus,
+                    "Milvus collection set-up (create or load)",
+                    self.prepare_collection(),
+                )
+            })
             .await
             .copied()
     }

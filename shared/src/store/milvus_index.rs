@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use milvus::v2::prelude::*;
 
-use super::milvus_rows::{classify, encode, sdk_store, Columns};
+use super::milvus_rows::{encode, sdk_store, Columns};
 use super::{
     filter, group_rows, matching_first, normalize_id, schema, validate_object, validate_search, validate_vector,
     ImageIndex, ImageRecord, IndexedObject, KeyRange, Location, MilvusIndex, SearchHit, SearchRequest,
@@ -27,23 +27,15 @@ impl MilvusIndex {
         if with_embedding {
             fields.push(schema::EMBEDDING);
         }
-        let response = self
-            .rpc("query", async {
-                self.client
-                    .query(
-                        QueryRequest::builder()
-                            .collection_name(self.collection())
-                            .filter(expr)
-                            .output_fields(fields)
-                            .limit(limit.clamp(1, MAX_QUERY_ROWS) as i64)
-                            .consistency_level(ConsistencyLevel::Strong)
-                            .build()
-                            .map_err(sdk_store)?,
-                    )
-                    .await
-                    .map_err(|e| classify("query", e))
-            })
-            .await?;
+        let request = QueryRequest::builder()
+            .collection_name(self.collection())
+            .filter(expr)
+            .output_fields(fields)
+            .limit(limit.clamp(1, MAX_QUERY_ROWS) as i64)
+            .consistency_level(ConsistencyLevel::Strong)
+            .build()
+            .map_err(sdk_store)?;
+        let response = self.rpc("query", self.client.query(request)).await?;
         Columns::new(response.results().get_output_fields()).objects(with_embedding)
     }
 
@@ -57,10 +49,7 @@ impl MilvusIndex {
             .build()
             .map_err(sdk_store)?;
         let upsert = UpsertRequest::builder().insert(insert).build().map_err(sdk_store)?;
-        self.rpc("upsert", async {
-            self.client.upsert(upsert).await.map_err(|e| classify("upsert", e))
-        })
-        .await?;
+        self.rpc("upsert", self.client.upsert(upsert)).await?;
         Ok(())
     }
 
@@ -103,14 +92,8 @@ impl MilvusIndex {
         if !expr.is_empty() {
             builder = builder.filter(expr);
         }
-        let response = self
-            .rpc("search", async {
-                self.client
-                    .search(builder.build().map_err(sdk_store)?)
-                    .await
-                    .map_err(|e| classify("search", e))
-            })
-            .await?;
+        let request = builder.build().map_err(sdk_store)?;
+        let response = self.rpc("search", self.client.search(request)).await?;
         let mut rows = Vec::new();
         for result in response.results().iter() {
             let scores = result.get_scores();
@@ -139,23 +122,15 @@ impl MilvusIndex {
         if ids.is_empty() {
             return Ok(out);
         }
-        let response = self
-            .rpc("query", async {
-                self.client
-                    .query(
-                        QueryRequest::builder()
-                            .collection_name(self.collection())
-                            .filter(filter::in_list(schema::ID, ids.iter().copied())?)
-                            .output_fields([schema::LOCATION, schema::BUCKET, schema::KEY, schema::ID])
-                            .limit(MAX_QUERY_ROWS as i64)
-                            .consistency_level(ConsistencyLevel::Session)
-                            .build()
-                            .map_err(sdk_store)?,
-                    )
-                    .await
-                    .map_err(|e| classify("query", e))
-            })
-            .await?;
+        let request = QueryRequest::builder()
+            .collection_name(self.collection())
+            .filter(filter::in_list(schema::ID, ids.iter().copied())?)
+            .output_fields([schema::LOCATION, schema::BUCKET, schema::KEY, schema::ID])
+            .limit(MAX_QUERY_ROWS as i64)
+            .consistency_level(ConsistencyLevel::Session)
+            .build()
+            .map_err(sdk_store)?;
+        let response = self.rpc("query", self.client.query(request)).await?;
         let columns = Columns::new(response.results().get_output_fields());
         for row in 0..columns.len()? {
             out.entry(columns.string(schema::ID, row)?)
@@ -235,10 +210,7 @@ impl ImageIndex for MilvusIndex {
             .filter(Self::location_clause(location)?)
             .build()
             .map_err(sdk_store)?;
-        self.rpc("delete", async {
-            self.client.delete(delete).await.map_err(|e| classify("delete", e))
-        })
-        .await?;
+        self.rpc("delete", self.client.delete(delete)).await?;
         Ok(old.map(|o| o.id))
     }
 
@@ -328,22 +300,14 @@ impl ImageIndex for MilvusIndex {
 
     async fn count(&self) -> Result<u64> {
         self.ready().await?;
-        let response = self
-            .rpc("count", async {
-                self.client
-                    .query(
-                        QueryRequest::builder()
-                            .collection_name(self.collection())
-                            .filter("")
-                            .output_fields(["count(*)"])
-                            .consistency_level(ConsistencyLevel::Strong)
-                            .build()
-                            .map_err(sdk_store)?,
-                    )
-                    .await
-                    .map_err(|e| classify("count", e))
-            })
-            .await?;
+        let request = QueryRequest::builder()
+            .collection_name(self.collection())
+            .filter("")
+            .output_fields(["count(*)"])
+            .consistency_level(ConsistencyLevel::Strong)
+            .build()
+            .map_err(sdk_store)?;
+        let response = self.rpc("count", self.client.query(request)).await?;
         let columns = Columns::new(response.results().get_output_fields());
         let count = columns.int("count(*)", 0)?;
         u64::try_from(count).map_err(|_| Error::Store(format!("negative count {count}")))
