@@ -36,6 +36,11 @@ export RUST_LOG=${RUST_LOG:-info}
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  if [ "$rc" -ne 0 ]; then
+    for log in .local/lambda/"$LAMBDA_PORT"/lambda.log .local/lambda/"$LAMBDA_MILVUS_DOWN_PORT"/lambda.log; do
+      [ -f "$log" ] && { echo "==> last lines of $log"; tail -n 40 "$log" | cut -c1-400; }
+    done
+  fi
   bash scripts/lambda.sh down || true
   LAMBDA_PORT=$LAMBDA_MILVUS_DOWN_PORT bash scripts/lambda.sh down || true
   [ -n "${silent_pid:-}" ] && kill -TERM "$silent_pid" 2>/dev/null || true
@@ -87,7 +92,9 @@ if [ $# -gt 0 ]; then
 fi
 
 echo "==> cargo test"
-cargo test --release --workspace --no-fail-fast 2>&1 | tee .local/test.log
+# A bound on the whole run, so that a call that never returns fails with the logs above
+# instead of running into CI's own limit with nothing said (TEST_TIMEOUT_SECS, default 50 min).
+timeout -s TERM "${TEST_TIMEOUT_SECS:-3000}" cargo test --release --workspace --no-fail-fast 2>&1 | tee .local/test.log
 
 echo "==> Lambda packages (cargo lambda build) and their glibc floor"
 bash scripts/package-lambda.sh x86_64

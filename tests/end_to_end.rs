@@ -15,6 +15,7 @@ use std::path::Path;
 
 use clipsearch::clip::decode::sniff;
 use clipsearch::objects::{ObjectSettings, S3Objects};
+use common::emulator;
 use common::local_stack::{lambda_url, relay, required_env, unique, wire_bucket};
 use common::{read_jsonl, run_python, tempdir};
 use serde_json::{json, Value};
@@ -26,53 +27,29 @@ fn search_url(path: &str) -> String {
     format!("{}/lambda-url/search{path}", lambda_url())
 }
 
-/// Sends a search and returns its status and body. `cargo lambda watch` now and then answers
-/// one of a rapid sequence of requests with its own 500, a problem document
-/// (`{"type":"https://httpstatuses.com/500",…}`), without the function ever seeing the request
-/// (no log line): that answer, and only that one, is sent once more. Every answer of the
-/// function itself, error or not, is returned as it came.
-async fn send_search(request: reqwest::RequestBuilder) -> (reqwest::StatusCode, String) {
-    let mut retry = request.try_clone();
-    let mut request = Some(request);
-    loop {
-        let response = request
-            .take()
-            .expect("a request to send")
-            .send()
-            .await
-            .expect("the search function answers through the emulator's function URL");
-        let status = response.status();
-        let body = response.text().await.unwrap();
-        let emulator_error = status == reqwest::StatusCode::INTERNAL_SERVER_ERROR
-            && serde_json::from_str::<Value>(&body).is_ok_and(|doc| doc["type"] == "https://httpstatuses.com/500");
-        match (emulator_error, retry.take()) {
-            (true, Some(again)) => {
-                eprintln!("the emulator answered 500 itself (the function saw no request): {body}; sending again");
-                request = Some(again);
-            }
-            _ => return (status, body),
-        }
-    }
-}
-
 async fn search_text(text: &str, prefix: &str) -> Vec<Value> {
-    let request = reqwest::Client::new()
+    let request = emulator::client()
         .post(search_url("/search"))
         .json(&json!({ "text": text, "top_k": 100, "prefix": prefix }));
-    answer_results(send_search(request).await)
+    answer_results(emulator::send(request).await)
 }
 
 async fn search_image(bytes: Vec<u8>, content_type: &str, prefix: &str) -> Vec<Value> {
-    let request = reqwest::Client::new()
+    let request = emulator::client()
         .post(search_url(&format!("/search?top_k=5&prefix={prefix}")))
         .header("content-type", content_type)
         .body(bytes);
-    answer_results(send_search(request).await)
+    answer_results(emulator::send(request).await)
 }
 
-fn answer_results((status, body): (reqwest::StatusCode, String)) -> Vec<Value> {
-    assert!(status.is_success(), "search: HTTP {status}: {body}");
-    let doc: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+fn answer_results(answer: emulator::Answer) -> Vec<Value> {
+    assert!(
+        answer.status.is_success(),
+        "search: HTTP {}: {}",
+        answer.status,
+        answer.text()
+    );
+    let doc: Value = serde_json::from_slice(&answer.body).unwrap_or_else(|_| panic!("not JSON: {}", answer.text()));
     doc["results"].as_array().expect("results").clone()
 }
 
@@ -173,10 +150,10 @@ async fn upload_notify_ingest_search_delete() {
     );
     // With its last location gone the record goes too (404). Against a Milvus kept from an
     // earlier run the same bytes may still be listed under that run's keys: never under ours.
-    let record = reqwest::get(search_url(&format!("/images/{id}"))).await.unwrap();
-    if record.status() != 404 {
-        assert_eq!(record.status(), 200);
-        let doc: Value = record.json().await.unwrap();
+    let record = emulator::send(emulator::client().get(search_url(&format!("/images/{id}")))).await;
+    if record.status != 404 {
+        assert_eq!(record.status, 200, "{}", record.text());
+        let doc: Value = serde_json::from_slice(&record.body).unwrap();
         let listed = doc["locations"].as_array().expect("locations");
         assert!(
             listed

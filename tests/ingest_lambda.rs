@@ -17,6 +17,7 @@ use clipsearch::config::{ClipSettings, MilvusSettings};
 use clipsearch::events::{notification_body, ObjectEvent};
 use clipsearch::objects::{ObjectSettings, S3Objects};
 use clipsearch::store::{ImageIndex, IndexSpec, Location, MilvusIndex};
+use common::emulator;
 use common::local_stack::{lambda_url, required_env, unique, wire_bucket};
 use common::{cosine, repo_root};
 use serde_json::{json, Value};
@@ -45,16 +46,9 @@ fn fresh_png() -> Vec<u8> {
 
 async fn invoke(event: &Value) -> Value {
     let url = format!("{}/2015-03-31/functions/ingest/invocations", lambda_url());
-    let response = reqwest::Client::new()
-        .post(&url)
-        .json(event)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("the Lambda emulator does not answer at {url} ({e}); run scripts/lambda.sh up"));
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(status.is_success(), "HTTP {status}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    let answer = emulator::send(emulator::client().post(&url).json(event)).await;
+    assert!(answer.status.is_success(), "HTTP {}: {}", answer.status, answer.text());
+    serde_json::from_slice(&answer.body).unwrap_or_else(|_| panic!("not JSON: {}", answer.text()))
 }
 
 struct Stack {
@@ -213,11 +207,10 @@ async fn a_milvus_that_never_answers_fails_the_record_for_retry_before_the_timeo
         { "messageId": "unreadable", "eventSource": "aws:sqs", "body": "this is not JSON" }
     ]});
     let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/ingest/invocations");
-    let started = std::time::Instant::now();
-    let response = reqwest::Client::new().post(&url).json(&batch).send().await.unwrap();
-    let took = started.elapsed().as_secs_f64();
-    let status = response.status();
-    let answer: Value = response.json().await.unwrap();
+    let response = emulator::send(emulator::client().post(&url).json(&batch)).await;
+    let took = response.took.as_secs_f64();
+    let status = response.status;
+    let answer: Value = serde_json::from_slice(&response.body).unwrap();
     assert!(status.is_success(), "HTTP {status}: {answer}");
     assert_eq!(
         answer,

@@ -18,6 +18,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
+use common::emulator;
 use search_support::{lambda_base, Corpus};
 
 const DOC: &str = include_str!("../functions/search/openapi.json");
@@ -112,6 +113,8 @@ struct Answer {
     status: StatusCode,
     body: Value,
     allow: Option<String>,
+    /// How long the function took to answer (the emulator's retried attempts not counted).
+    took: std::time::Duration,
 }
 
 /// Calls the function and checks the answer against the document.
@@ -122,36 +125,31 @@ async fn call(method: Method, path: &str, content_type: Option<&str>, body: Vec<
 /// `call` against the function served at `base`.
 async fn call_at(base: &str, method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Answer {
     let url = format!("{base}{path}");
-    let mut request = search_support::http().request(method.clone(), &url);
+    let mut request = emulator::client().request(method.clone(), &url);
     if let Some(ct) = content_type {
         request = request.header("content-type", ct);
     }
     if !body.is_empty() {
         request = request.body(body);
     }
-    let response = request.send().await.unwrap_or_else(|e| {
-        panic!("the Lambda emulator does not answer at {url} ({e}); start it (scripts/lambda.sh up)")
-    });
-    let status = response.status();
-    let allow = response
-        .headers()
-        .get("allow")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let bytes = response.bytes().await.expect("body");
+    let answer = emulator::send(request).await;
+    let status = answer.status;
+    let allow = answer.header("allow").map(str::to_owned);
+    let content_type = answer.header("content-type").unwrap_or("").to_owned();
+    let took = answer.took;
+    let bytes = answer.body;
     let body: Value = if content_type.starts_with("application/json") {
         serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{path}: bad JSON ({e})"))
     } else {
         Value::String(String::from_utf8_lossy(&bytes).into_owned())
     };
     conform(&method, path, status, &body);
-    Answer { status, body, allow }
+    Answer {
+        status,
+        body,
+        allow,
+        took,
+    }
 }
 
 fn conform(method: &Method, path: &str, status: StatusCode, body: &Value) {
@@ -288,29 +286,28 @@ async fn image_query_finds_itself_first_in_every_body_shape() {
     let b64 = base64::engine::general_purpose::STANDARD.encode(&image.bytes);
     let json_body = post_json("/search", json!({"image": b64, "top_k": 3, "prefix": corpus.prefix})).await;
 
-    let form = reqwest::multipart::Form::new()
-        .part(
-            "image",
-            reqwest::multipart::Part::bytes(image.bytes.clone())
-                .file_name("query.img")
-                .mime_str(mime)
-                .unwrap(),
-        )
-        .text("top_k", "3")
-        .text("prefix", corpus.prefix.clone());
-    let response = search_support::http()
-        .post(format!("{}/search", lambda_base()))
-        .multipart(form)
-        .send()
-        .await
-        .expect("multipart request");
-    let status = response.status();
-    let multipart_body: Value = response.json().await.expect("JSON");
+    let form = || {
+        reqwest::multipart::Form::new()
+            .part(
+                "image",
+                reqwest::multipart::Part::bytes(image.bytes.clone())
+                    .file_name("query.img")
+                    .mime_str(mime)
+                    .unwrap(),
+            )
+            .text("top_k", "3")
+            .text("prefix", corpus.prefix.clone())
+    };
+    let url = format!("{}/search", lambda_base());
+    let answer = emulator::send_with(|| emulator::client().post(&url).multipart(form())).await;
+    let status = answer.status;
+    let multipart_body: Value = serde_json::from_slice(&answer.body).expect("JSON");
     conform(&Method::POST, "/search", status, &multipart_body);
     let multipart = Answer {
         status,
         body: multipart_body,
         allow: None,
+        took: answer.took,
     };
 
     for (shape, answer) in [("raw", &raw), ("json", &json_body), ("multipart", &multipart)] {
@@ -877,41 +874,31 @@ async fn a_milvus_that_never_answers_is_a_503_before_the_function_times_out() {
         .parse()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}/lambda-url/search");
-    let within_timeout = |started: std::time::Instant, what: &str| {
-        let took = started.elapsed().as_secs_f64();
+    let within_timeout = |took: std::time::Duration, what: &str| {
+        let took = took.as_secs_f64();
         assert!(
             took < timeout,
             "{what} took {took:.1} s, the function's timeout is {timeout} s"
         );
     };
 
-    let started = std::time::Instant::now();
-    let health = search_support::http()
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .expect("the second emulator answers");
-    within_timeout(started, "GET /health");
-    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let health: Value = health.json().await.unwrap();
+    let health = emulator::send(emulator::client().get(format!("{base}/health"))).await;
+    within_timeout(health.took, "GET /health");
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
+    let health: Value = serde_json::from_slice(&health.body).unwrap();
     check_schema(&json!({"$ref": "#/components/schemas/Health"}), &health, "health 503");
     assert_eq!(health["status"], "unavailable", "{health}");
     assert_eq!(health["milvus"]["reachable"], false, "{health}");
 
-    let started = std::time::Instant::now();
-    let response = search_support::http()
-        .post(format!("{base}/search"))
-        .json(&json!({"text": "a photo of a red circle"}))
-        .send()
-        .await
-        .unwrap();
-    within_timeout(started, "POST /search");
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        response.headers().get("retry-after").map(|v| v.to_str().unwrap()),
-        Some("5")
-    );
-    let started = std::time::Instant::now();
+    let response = emulator::send(
+        emulator::client()
+            .post(format!("{base}/search"))
+            .json(&json!({"text": "a photo of a red circle"})),
+    )
+    .await;
+    within_timeout(response.took, "POST /search");
+    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.header("retry-after"), Some("5"));
     let answer = call_at(
         &base,
         Method::POST,
@@ -920,7 +907,7 @@ async fn a_milvus_that_never_answers_is_a_503_before_the_function_times_out() {
         json!({"text": "a photo of a red circle"}).to_string().into_bytes(),
     )
     .await;
-    within_timeout(started, "POST /search (again)");
+    within_timeout(answer.took, "POST /search (again)");
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.body["error"]["code"], "index_unavailable", "{}", answer.body);
     let message = answer.body["error"]["message"].as_str().unwrap_or_default();

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod emulator;
 pub mod local_stack;
 pub mod parity;
 pub mod rng;
