@@ -11,15 +11,7 @@ use common::*;
 
 #[test]
 fn a_fresh_corpus_matches_the_reference() {
-    let seed: u64 = std::env::var("CLIPSEARCH_PARITY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() % 1_000_000)
-                .unwrap_or(1)
-        });
+    let seed = parity_seed();
     println!("fresh parity corpus seed {seed} (set CLIPSEARCH_PARITY_SEED to reproduce)");
     let dir = tempdir("parity-fresh");
     let model = tiny_clip_dir();

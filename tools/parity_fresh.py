@@ -11,10 +11,14 @@ Writes OUT/images/*, OUT/captions.txt, and the reference outputs in the same for
 tests/fixtures/parity/expected: image_embeddings.jsonl, text_embeddings.jsonl, token_ids.jsonl,
 preprocessed/<file>.png (the 224x224 uint8 crop).
 
+With --corpus DIR (e.g. tests/fixtures/parity) it answers that corpus's images and captions
+instead, with any model: how the other families are checked on the shipped corpus.
+
 example: python tools/parity_fresh.py /tmp/fresh --model tests/fixtures/tiny-clip --seed 1
 """
 import argparse
 import json
+import shutil
 import os
 import sys
 
@@ -100,7 +104,9 @@ def make_images(out, rng):
 WORDS = ["a", "photo", "of", "the", "red", "green", "blue", "yellow", "purple", "orange", "white", "black",
          "circle", "square", "triangle", "star", "stripes", "cross", "cat", "dog", "on", "under", "tiny", "HUGE",
          "café", "naïve", "東京", "写真", "сова", "ελιά", "مرحبا", "🙂", "🚀", "1999", "3.5mm", "don't", "e-mail",
-         "x_y", "#tag", "@user", "(note)", "!!!", "...", "\t", "  "]
+         "x_y", "#tag", "@user", "(note)", "!!!", "...", "\t", "  ",
+         "猫", "海滩", "一只", "紅色", "圓形", "の", "写真です", "ネコ", "gato", "rojo", "cuadrado", "¿qué?",
+         "שלום", "עולם", "👨‍👩‍👧", "👍🏽", "❤️", "Ünïcödé"]
 
 
 def make_captions(rng, n=40):
@@ -108,7 +114,9 @@ def make_captions(rng, n=40):
     for i in range(n):
         k = int(rng.integers(1, 14)) if i % 10 else int(rng.integers(70, 120))  # every 10th is over-long
         caps.append(" ".join(str(w) for w in rng.choice(WORDS, size=k)))
-    caps += ["  leading and trailing  ", "ALL CAPS CAPTION", "ｆｕｌｌｗｉｄｔｈ", "e\u0301te\u0301"]
+    caps += ["  leading and trailing  ", "ALL CAPS CAPTION", "ｆｕｌｌｗｉｄｔｈ", "e\u0301te\u0301",
+             "一只红色的圆形", "一隻紅色的圓形", "赤い丸の写真", "un círculo rojo", "שלום עולם مرحبا بالعالم",
+             "🐱🐶 emoji 👍🏽 ❤️ 👨‍👩‍👧", "猫" * 300, "", " \t "]
     return [c.replace("\n", " ") for c in caps]
 
 
@@ -117,12 +125,19 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--model", required=True)
     ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--corpus", help="answer this corpus (images/, captions.txt) instead of making one")
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
     img_dir = os.path.join(a.out, "images")
     exp = os.path.join(a.out, "expected")
     os.makedirs(os.path.join(exp, "preprocessed"), exist_ok=True)
-    files = make_images(img_dir, rng)
+    if a.corpus:
+        # The shipped corpus, answered by this model: its images and captions, our expectations.
+        shutil.copytree(os.path.join(a.corpus, "images"), img_dir, dirs_exist_ok=True)
+        files = sorted(os.path.relpath(os.path.join(d, f), img_dir).replace(os.sep, "/")
+                       for d, _, fs in os.walk(img_dir) for f in fs if f.lower().endswith(reference.IMAGE_EXTS))
+    else:
+        files = make_images(img_dir, rng)
     clip = reference.Clip(a.model)
     with open(os.path.join(exp, "image_embeddings.jsonl"), "w") as f:
         for name in files:
@@ -130,10 +145,12 @@ def main():
             im = clip.open_image(path)
             crop = clip.proc(images=im, return_tensors="np", do_rescale=False, do_normalize=False)["pixel_values"][0]
             crop = np.clip(np.round(crop), 0, 255).astype(np.uint8).transpose(1, 2, 0)
-            Image.fromarray(crop).save(os.path.join(exp, "preprocessed", name + ".png"))
+            target = os.path.join(exp, "preprocessed", name + ".png")
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            Image.fromarray(crop).save(target)
             emb = clip.embed_images([path])[0]
             f.write(json.dumps({"file": name, "embedding": reference.fmt(emb)}) + "\n")
-    caps = make_captions(rng)
+    caps = reference.read_captions(os.path.join(a.corpus, "captions.txt")) if a.corpus else make_captions(rng)
     with open(os.path.join(a.out, "captions.txt"), "w", encoding="utf-8", newline="") as f:
         f.write("\n".join(caps) + "\n")
     with open(os.path.join(exp, "text_embeddings.jsonl"), "w", encoding="utf-8") as f:
@@ -141,10 +158,8 @@ def main():
             f.write(json.dumps({"text": t, "embedding": reference.fmt(e)}, ensure_ascii=False) + "\n")
     with open(os.path.join(exp, "token_ids.jsonl"), "w", encoding="utf-8") as f:
         for t in caps:
-            ids = clip.tokens(t)
-            n = len(ids)
-            f.write(json.dumps({"text": t, "input_ids": ids + [49407] * (77 - n),
-                                "attention_mask": [1] * n + [0] * (77 - n), "length": n},
+            padded, mask = clip.padded(t)
+            f.write(json.dumps({"text": t, "input_ids": padded, "attention_mask": mask, "length": len(clip.tokens(t))},
                                ensure_ascii=False) + "\n")
     print(json.dumps({"images": len(files), "captions": len(caps)}))
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-# Provenance: copied unchanged (but for this line) from the team kit shared/tools/reference.py on 2026-11-29.
+# Provenance: copied from the team kit shared/tools/reference.py on 2026-11-29; since extended here to the
+# SigLIP and Chinese-CLIP families (issue 12): family(), load_processor(), Clip.tokens/embed_texts/padded.
 """Reference CLIP embedding pipeline (Python) that the Rust implementation must match.
 
 Model folder = Hugging Face export layout (vision_model.onnx, text_model.onnx, tokenizer.json,
@@ -13,6 +14,13 @@ Texts: `tokenizers` with tokenizer.json (truncation to 77, EOS kept last; no pad
 to transformers' CLIPTokenizerFast) -> text_model with attention_mask of ones -> L2-normalise.
 Padding with 49407 (attention_mask 0) gives the same embedding: the text tower is causal and pools
 at the first EOS.
+
+Other families (chosen by preprocessor_config.json's image_processor_type, else config.json's model_type):
+  SigLIP: SiglipImageProcessorPil (resize to exactly size, no crop, mean/std 0.5); texts through
+    transformers' own tokenizer (AutoTokenizer: SiglipTokenizer, SentencePiece) with
+    padding="max_length", max_length=model_max_length (64), truncation=True, input_ids only.
+  Chinese-CLIP: ChineseCLIPImageProcessorPil; BertTokenizer with truncation=True (model_max_length),
+    no padding, and the input_ids / attention_mask / token_type_ids the text graph declares.
 
 Subcommands (all output JSON lines to --out or stdout):
   images MODEL PATH...     {"file": <path relative to --root>, "embedding": [512 floats]}
@@ -41,13 +49,38 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 
 # ----------------------------------------------------------------------------- loading
+FAMILY_OF_PROCESSOR = {"CLIPImageProcessor": "clip", "SiglipImageProcessor": "siglip",
+                       "ChineseCLIPImageProcessor": "chinese_clip"}
+
+
+def family(model_dir):
+    with open(os.path.join(model_dir, "preprocessor_config.json")) as f:
+        kind = json.load(f).get("image_processor_type", "")
+    kind = kind.removesuffix("Fast").removesuffix("Pil")
+    if kind in FAMILY_OF_PROCESSOR:
+        return FAMILY_OF_PROCESSOR[kind]
+    try:
+        with open(os.path.join(model_dir, "config.json")) as f:
+            model_type = json.load(f).get("model_type", "clip")
+    except FileNotFoundError:
+        return "clip"
+    return model_type.removesuffix("_text_model").removesuffix("_vision_model")
+
+
 def load_processor(model_dir):
-    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+    fam = family(model_dir)
+    if fam == "siglip":
+        from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil as cls
+    elif fam == "chinese_clip":
+        from transformers.models.chinese_clip.image_processing_pil_chinese_clip import (
+            ChineseCLIPImageProcessorPil as cls)
+    else:
+        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil as cls
     with open(os.path.join(model_dir, "preprocessor_config.json")) as f:
         cfg = json.load(f)
     cfg.pop("image_processor_type", None)
     cfg.pop("processor_class", None)
-    return CLIPImageProcessorPil(**cfg)
+    return cls(**cfg)
 
 
 def session(path, threads=0):
@@ -94,6 +127,7 @@ class Clip:
     def __init__(self, model_dir, threads=0):
         self.dir = model_dir
         self.threads = threads
+        self.family = family(model_dir)
         self._proc = self._vis = self._txt = self._tok = None
 
     @property
@@ -117,11 +151,23 @@ class Clip:
     @property
     def tok(self):
         if self._tok is None:
-            from tokenizers import Tokenizer
-            self._tok = Tokenizer.from_file(os.path.join(self.dir, "tokenizer.json"))
-            self._tok.no_padding()
-            self._tok.enable_truncation(77)
+            if self.family == "clip":
+                from tokenizers import Tokenizer
+                self._tok = Tokenizer.from_file(os.path.join(self.dir, "tokenizer.json"))
+                self._tok.no_padding()
+                self._tok.enable_truncation(77)
+            else:
+                from transformers import AutoTokenizer
+                self._tok = AutoTokenizer.from_pretrained(self.dir)
         return self._tok
+
+    @property
+    def context_length(self):
+        return 77 if self.family == "clip" else self.tok.model_max_length
+
+    @property
+    def pad_id(self):
+        return 49407 if self.family == "clip" else self.tok.pad_token_id
 
     @staticmethod
     def open_image(path):
@@ -143,13 +189,43 @@ class Clip:
         return np.concatenate(out) if out else np.zeros((0, 512), np.float32)
 
     def tokens(self, text):
-        return self.tok.encode(text).ids
+        """The ids of one text, truncated to the context length, unpadded."""
+        if self.family == "clip":
+            return self.tok.encode(text).ids
+        return self.tok(text, truncation=True, max_length=self.context_length)["input_ids"]
+
+    def padded(self, text):
+        """(input_ids, attention_mask) padded to the context length, as the family's processor pads."""
+        if self.family == "clip":
+            ids = self.tokens(text)
+            n = len(ids)
+            return ids + [self.pad_id] * (77 - n), [1] * n + [0] * (77 - n)
+        enc = self.tok(text, padding="max_length", truncation=True, max_length=self.context_length,
+                       return_attention_mask=True)
+        return enc["input_ids"], enc["attention_mask"]
+
+    def text_inputs(self, text):
+        """The text graph's inputs for one text, as the family's reference usage builds them."""
+        names = [i.name for i in self.txt.get_inputs()]
+        if self.family == "clip":
+            ids = np.array([self.tokens(text)], np.int64)
+            enc = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        elif self.family == "siglip":
+            # padding="max_length" as the model was trained (transformers' SigLIP docs and
+            # zero-shot pipeline); SiglipTokenizer returns input_ids only.
+            enc = self.tok([text], padding="max_length", truncation=True, max_length=self.context_length,
+                           return_tensors="np")
+        else:
+            enc = self.tok([text], truncation=True, max_length=self.context_length, return_tensors="np")
+        missing = [n for n in names if n not in enc]
+        if missing:
+            raise SystemExit(f"the text graph takes {missing}, which the {self.family} tokenizer does not give")
+        return {n: np.asarray(enc[n], np.int64) for n in names}
 
     def embed_texts(self, texts):
         out = []
-        for t in texts:  # one at a time, no padding: the simplest contract
-            ids = np.array([self.tokens(t)], np.int64)
-            e = self.txt.run(["text_embeds"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
+        for t in texts:  # one at a time: the simplest contract
+            e = self.txt.run(["text_embeds"], self.text_inputs(t))[0]
             out.append(l2n(e)[0])
         return np.stack(out)
 
@@ -181,9 +257,8 @@ def cmd_tokens(a, clip):
     with writer(a.out) as f:
         for t in read_captions(a.captions):
             ids = clip.tokens(t)
-            n = len(ids)
-            f.write(json.dumps({"text": t, "input_ids": ids + [49407] * (77 - n),
-                                "attention_mask": [1] * n + [0] * (77 - n), "length": n},
+            padded, mask = clip.padded(t)
+            f.write(json.dumps({"text": t, "input_ids": padded, "attention_mask": mask, "length": len(ids)},
                                ensure_ascii=False) + "\n")
 
 
@@ -270,7 +345,7 @@ def main():
     p.add_argument("--batch", type=int, default=1); p.add_argument("--out")
     p = sub.add_parser("texts", help="embed captions (one per line)")
     p.add_argument("model"); p.add_argument("captions"); p.add_argument("--out")
-    p = sub.add_parser("tokens", help="token ids padded to 77 + attention mask")
+    p = sub.add_parser("tokens", help="token ids padded to the context length + attention mask")
     p.add_argument("model"); p.add_argument("captions"); p.add_argument("--out")
     p = sub.add_parser("rank", help="text->image retrieval over a folder")
     p.add_argument("model"); p.add_argument("image_dir"); p.add_argument("queries")

@@ -75,13 +75,26 @@ impl ImageEncoder {
         };
         let input = match session.inputs() {
             [only] => only,
-            many => many.iter().find(|i| i.name() == "pixel_values").ok_or_else(|| {
-                model_err(format!(
-                    "cannot tell which input takes the pixels: {:?}",
-                    many.iter().map(|i| i.name()).collect::<Vec<_>>()
-                ))
-            })?,
+            many => {
+                let names: Vec<&str> = many.iter().map(|i| i.name()).collect();
+                if !names.contains(&"pixel_values") {
+                    return Err(model_err(format!(
+                        "cannot tell which input takes the pixels: {names:?}"
+                    )));
+                }
+                return Err(model_err(format!(
+                    "the vision model's inputs {:?} cannot be filled: clipsearch fills only pixel_values",
+                    names.iter().filter(|n| **n != "pixel_values").collect::<Vec<_>>()
+                )));
+            }
         };
+        if input.dtype().tensor_type() != Some(ort::value::TensorElementType::Float32) {
+            return Err(model_err(format!(
+                "the vision model's input {:?} must be float32, not {:?}",
+                input.name(),
+                input.dtype().tensor_type()
+            )));
+        }
         let input_name = input.name().to_string();
         let input_shape: Vec<i64> = input.dtype().tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
         // A model exported with a fixed batch (e.g. 1) is run with exactly that batch.

@@ -2,6 +2,7 @@
 //! and the tokenizer. Knows nothing of S3, Milvus or Lambda.
 
 pub mod decode;
+pub mod family;
 pub mod image_encoder;
 pub mod model_dir;
 pub mod preprocess;
@@ -9,6 +10,7 @@ pub mod runtime;
 pub mod text_encoder;
 
 pub use decode::{DecodeLimits, SniffedFormat};
+pub use family::Family;
 pub use image_encoder::{ImageEmbedding, ImageEncoder, PreparedImage};
 pub use model_dir::ModelDir;
 pub use text_encoder::TextEncoder;

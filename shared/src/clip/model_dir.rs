@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::family::{Family, Padding};
 use crate::{Error, Result};
 
 /// The ONNX file names we accept for each tower, most common first.
@@ -127,10 +128,8 @@ struct RawPreprocessor {
     #[serde(default = "yes")]
     do_resize: bool,
     size: Option<serde_json::Value>,
-    #[serde(default = "bicubic")]
-    resample: u32,
-    #[serde(default = "yes")]
-    do_center_crop: bool,
+    resample: Option<u32>,
+    do_center_crop: Option<bool>,
     crop_size: Option<serde_json::Value>,
     #[serde(default = "yes")]
     do_rescale: bool,
@@ -145,19 +144,9 @@ struct RawPreprocessor {
 fn yes() -> bool {
     true
 }
-fn bicubic() -> u32 {
-    3
-}
 fn default_rescale() -> f64 {
     1.0 / 255.0
 }
-
-/// OpenAI CLIP's normalisation, used when the processor config leaves it out (written as
-/// published, beyond f32 precision, so they can be compared with the source by eye).
-#[allow(clippy::excessive_precision)]
-const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-#[allow(clippy::excessive_precision)]
-const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 fn size_from(value: &serde_json::Value, what: &str) -> Result<ResizeTarget, String> {
     let field = |k: &str| value.get(k).and_then(|v| v.as_u64()).map(|v| v as u32);
@@ -176,18 +165,21 @@ fn size_from(value: &serde_json::Value, what: &str) -> Result<ResizeTarget, Stri
 }
 
 impl Preprocessing {
-    pub fn from_json(text: &str) -> Result<Self, String> {
+    /// Parses `preprocessor_config.json`; a field it leaves out takes the value of `family`'s
+    /// processor class, as transformers' does.
+    pub fn from_json(text: &str, family: Family) -> Result<Self, String> {
         let raw: RawPreprocessor = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let defaults = family.processor_defaults();
         let resize = if raw.do_resize {
-            let size = raw.size.as_ref().ok_or("do_resize is set but size is missing")?;
-            Some(size_from(size, "size")?)
+            Some(size_from(raw.size.as_ref().unwrap_or(&defaults.size), "size")?)
         } else {
             None
         };
-        let crop = if raw.do_center_crop {
+        let crop = if raw.do_center_crop.unwrap_or(defaults.do_center_crop) {
             let c = raw
                 .crop_size
                 .as_ref()
+                .or(defaults.crop_size.as_ref())
                 .ok_or("do_center_crop is set but crop_size is missing")?;
             Some(match size_from(c, "crop_size")? {
                 ResizeTarget::ShortestEdge(s) => (s, s),
@@ -204,40 +196,113 @@ impl Preprocessing {
                 Some(v) => Err(format!("{what} has {} values, expected 3", v.len())),
             }
         };
-        let std = triple(raw.image_std, CLIP_STD, "image_std")?;
+        let std = triple(raw.image_std, defaults.std, "image_std")?;
         if std.contains(&0.0) {
             return Err("image_std contains 0".into());
         }
         Ok(Self {
             resize,
-            resample: Resample::from_pil(raw.resample)?,
+            resample: Resample::from_pil(raw.resample.unwrap_or(defaults.resample))?,
             crop,
             rescale_factor: raw.do_rescale.then_some(raw.rescale_factor as f32),
-            mean: triple(raw.image_mean, CLIP_MEAN, "image_mean")?,
+            mean: triple(raw.image_mean, defaults.mean, "image_mean")?,
             std,
             normalize: raw.do_normalize,
         })
     }
 }
 
-/// What `config.json` tells the text side.
+/// What `config.json` (and `tokenizer_config.json`) tell the text side.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextConfig {
-    /// Maximum sequence length (77 for CLIP).
+    /// Tokens per text, special tokens included: the tokenizer's `model_max_length` (what the
+    /// family's processor truncates to: 77 for CLIP, 64 for SigLIP, 52 for Chinese-CLIP),
+    /// capped by the text tower's `max_position_embeddings`.
     pub context_length: usize,
-    /// Id used to pad a batch; CLIP pads with `<|endoftext|>`.
+    /// `config.json`'s pad (else EOS) id; CLIP pads with `<|endoftext|>`.
     pub pad_id: Option<u32>,
+    /// `tokenizer_config.json`'s pad token, which the family's processor pads with; it wins
+    /// over `pad_id` when the tokenizer knows it.
+    pub pad_token: Option<String>,
+    pub padding: Padding,
+    /// SigLIP's `SiglipTokenizer` rewrites the text before SentencePiece sees it.
+    pub canonicalize: Option<Canonicalize>,
 }
 
+/// `SiglipTokenizer.canonicalize_text`: lower-case (when `do_lower_case`), ASCII punctuation
+/// removed, runs of whitespace made one space, the ends stripped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Canonicalize {
+    pub lowercase: bool,
+}
+
+impl Canonicalize {
+    pub fn apply(self, text: &str) -> String {
+        // Python's `str.isspace`, which `re`'s `\s` and `str.strip` follow: Unicode White_Space
+        // plus the four ASCII separators U+001C..U+001F.
+        let space = |c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c);
+        // Rust's `to_lowercase` applies the final-sigma rule as Python's `lower` does.
+        let lowered = if self.lowercase {
+            text.to_lowercase()
+        } else {
+            text.to_owned()
+        };
+        let mut out = String::with_capacity(lowered.len());
+        let mut pending_space = false;
+        for c in lowered.chars().filter(|c| !c.is_ascii_punctuation()) {
+            if space(c) {
+                pending_space = !out.is_empty();
+            } else {
+                if pending_space {
+                    out.push(' ');
+                    pending_space = false;
+                }
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+/// transformers writes `model_max_length` = 1e30 when a tokenizer has no limit.
+const NO_LIMIT: u64 = 1 << 40;
+
 impl TextConfig {
-    pub fn from_json(text: &str) -> Result<Self, String> {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let tc = v.get("text_config").unwrap_or(&v);
-        let num = |k: &str| tc.get(k).and_then(|x| x.as_u64());
-        Ok(Self {
-            context_length: num("max_position_embeddings").unwrap_or(77) as usize,
+    /// From `config.json` (absent: the family's defaults) and `tokenizer_config.json`.
+    pub fn new(
+        config: Option<&serde_json::Value>,
+        tokenizer_config: Option<&serde_json::Value>,
+        family: Family,
+    ) -> Self {
+        let tc = config.map(|v| v.get("text_config").unwrap_or(v));
+        let num = |k: &str| tc.and_then(|tc| tc.get(k)).and_then(|x| x.as_u64());
+        let tokenizer = |k: &str| tokenizer_config.and_then(|t| t.get(k));
+        let pad_token = tokenizer("pad_token").and_then(|p| {
+            p.as_str()
+                .or_else(|| p.get("content").and_then(|c| c.as_str()))
+                .map(str::to_owned)
+        });
+        let positions = num("max_position_embeddings").map(|n| n as usize);
+        let limit = tokenizer("model_max_length")
+            .and_then(|n| n.as_u64().or_else(|| n.as_f64().map(|f| f as u64)))
+            .filter(|&n| n > 0 && n < NO_LIMIT)
+            .map(|n| n as usize);
+        let context_length = match (limit, positions) {
+            (Some(l), Some(p)) => l.min(p),
+            (Some(n), None) | (None, Some(n)) => n,
+            (None, None) => family.default_context_length(),
+        };
+        let canonicalize =
+            (tokenizer("tokenizer_class").and_then(|c| c.as_str()) == Some("SiglipTokenizer")).then(|| Canonicalize {
+                lowercase: tokenizer("do_lower_case").and_then(|v| v.as_bool()).unwrap_or(true),
+            });
+        Self {
+            context_length,
             pad_id: num("pad_token_id").or_else(|| num("eos_token_id")).map(|x| x as u32),
-        })
+            pad_token,
+            padding: family.padding(),
+            canonicalize,
+        }
     }
 }
 
@@ -254,6 +319,7 @@ pub struct ModelDir {
     /// The text tower's ONNX file, `None` in an image-only copy.
     text_model: Option<PathBuf>,
     pub tokenizer: PathBuf,
+    pub family: Family,
     pub preprocessing: Preprocessing,
     pub text: TextConfig,
 }
@@ -276,16 +342,26 @@ impl ModelDir {
         let read = |name: &str| -> Result<String> {
             std::fs::read_to_string(root.join(name)).map_err(|e| err(format!("{name}: {e}")))
         };
-        let preprocessing = Preprocessing::from_json(&read("preprocessor_config.json")?)
-            .map_err(|e| err(format!("preprocessor_config.json: {e}")))?;
-        // config.json is optional: the CLIP defaults (77 tokens, pad with EOS) apply without it.
-        let text = match std::fs::read_to_string(root.join("config.json")) {
-            Ok(t) => TextConfig::from_json(&t).map_err(|e| err(format!("config.json: {e}")))?,
-            Err(_) => TextConfig {
-                context_length: 77,
-                pad_id: None,
-            },
+        let json = |name: &str, text: &str| -> Result<serde_json::Value> {
+            serde_json::from_str(text).map_err(|e| err(format!("{name}: {e}")))
         };
+        // config.json and tokenizer_config.json are optional: CLIP exports often carry
+        // neither, and the family's defaults apply.
+        let optional = |name: &str| -> Result<Option<serde_json::Value>> {
+            match std::fs::read_to_string(root.join(name)) {
+                Ok(text) => json(name, &text).map(Some),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(err(format!("{name}: {e}"))),
+            }
+        };
+        let config = optional("config.json")?;
+        let tokenizer_config = optional("tokenizer_config.json")?;
+        let preprocessor_text = read("preprocessor_config.json")?;
+        let preprocessor = json("preprocessor_config.json", &preprocessor_text)?;
+        let family = Family::detect(config.as_ref(), &preprocessor).map_err(err)?;
+        let preprocessing = Preprocessing::from_json(&preprocessor_text, family)
+            .map_err(|e| err(format!("preprocessor_config.json: {e}")))?;
+        let text = TextConfig::new(config.as_ref(), tokenizer_config.as_ref(), family);
         let tokenizer = root.join("tokenizer.json");
         if !tokenizer.is_file() {
             return Err(err("tokenizer.json is missing".into()));
@@ -308,6 +384,7 @@ impl ModelDir {
             vision_model,
             text_model,
             tokenizer,
+            family,
             preprocessing,
             text,
             name,
@@ -404,14 +481,87 @@ mod tests {
         let p = Preprocessing::from_json(
             r#"{"crop_size":{"height":224,"width":224},"do_center_crop":true,"resample":3,
                 "size":{"shortest_edge":224},"image_mean":[0.1,0.2,0.3],"image_std":[1,2,3]}"#,
+            Family::Clip,
         )
         .unwrap();
         assert_eq!(p.resize, Some(ResizeTarget::ShortestEdge(224)));
         assert_eq!(p.crop, Some((224, 224)));
         assert_eq!(p.resample, Resample::Bicubic);
         assert_eq!(p.mean, [0.1, 0.2, 0.3]);
-        let legacy = Preprocessing::from_json(r#"{"size":224,"crop_size":224}"#).unwrap();
+        let legacy = Preprocessing::from_json(r#"{"size":224,"crop_size":224}"#, Family::Clip).unwrap();
         assert_eq!(legacy.crop, Some((224, 224)));
-        assert!(Preprocessing::from_json(r#"{"size":224,"crop_size":224,"image_std":[0,1,1]}"#).is_err());
+        assert!(Preprocessing::from_json(r#"{"size":224,"crop_size":224,"image_std":[0,1,1]}"#, Family::Clip).is_err());
+    }
+
+    #[test]
+    fn siglip_canonicalizes_like_its_tokenizer() {
+        let c = Canonicalize { lowercase: true };
+        assert_eq!(
+            c.apply("  A Photo, of a CAT!!!\t\n two\u{3000}dogs. "),
+            "a photo of a cat two dogs"
+        );
+        assert_eq!(c.apply("ΟΔΟΣ"), "οδος", "final sigma, as Python's lower()");
+        assert_eq!(
+            c.apply("一只猫、在海滩上。"),
+            "一只猫、在海滩上。",
+            "only ASCII punctuation goes"
+        );
+        assert_eq!(c.apply("!!!"), "");
+        assert_eq!(Canonicalize { lowercase: false }.apply("Keep Case?"), "Keep Case");
+    }
+
+    #[test]
+    fn the_context_length_is_the_tokenizers_limit_within_the_positions() {
+        use serde_json::json;
+        let config = json!({"text_config": {"max_position_embeddings": 512}});
+        let text = TextConfig::new(
+            Some(&config),
+            Some(&json!({"model_max_length": 52})),
+            Family::ChineseClip,
+        );
+        assert_eq!(text.context_length, 52);
+        let unlimited = json!({"model_max_length": 1e30});
+        assert_eq!(
+            TextConfig::new(Some(&config), Some(&unlimited), Family::ChineseClip).context_length,
+            512
+        );
+        assert_eq!(TextConfig::new(None, None, Family::Siglip).context_length, 64);
+        let siglip = json!({"tokenizer_class": "SiglipTokenizer", "pad_token": "</s>"});
+        let text = TextConfig::new(None, Some(&siglip), Family::Siglip);
+        assert_eq!(text.canonicalize, Some(Canonicalize { lowercase: true }));
+        assert_eq!(text.pad_token.as_deref(), Some("</s>"));
+        assert_eq!(text.padding, Padding::MaxLength);
+    }
+
+    #[test]
+    fn missing_fields_take_the_familys_processor_defaults() {
+        let siglip = Preprocessing::from_json("{}", Family::Siglip).unwrap();
+        assert_eq!(
+            siglip.resize,
+            Some(ResizeTarget::Exact {
+                width: 224,
+                height: 224
+            })
+        );
+        assert_eq!(siglip.crop, None, "SigLIP resizes straight to the model's size");
+        assert_eq!((siglip.mean, siglip.std), ([0.5; 3], [0.5; 3]));
+        let clip = Preprocessing::from_json("{}", Family::Clip).unwrap();
+        assert_eq!(clip.resize, Some(ResizeTarget::ShortestEdge(224)));
+        assert_eq!(clip.crop, Some((224, 224)));
+        assert_eq!(clip.mean, super::super::family::CLIP_MEAN);
+        let chinese = Preprocessing::from_json(
+            r#"{"size":{"height":224,"width":224},"do_center_crop":false}"#,
+            Family::ChineseClip,
+        )
+        .unwrap();
+        assert_eq!(
+            chinese.resize,
+            Some(ResizeTarget::Exact {
+                width: 224,
+                height: 224
+            })
+        );
+        assert_eq!(chinese.crop, None);
+        assert_eq!(chinese.std, super::super::family::CLIP_STD);
     }
 }

@@ -1,4 +1,4 @@
-//! The text tower: text → CLIP BPE tokens → ONNX → unit vector.
+//! The text tower: text → the family's tokens → ONNX → unit vector.
 
 use std::sync::Mutex;
 
@@ -6,22 +6,58 @@ use ort::session::Session;
 use ort::value::{Tensor, TensorElementType};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use super::family::Padding;
 use super::image_encoder::rows;
-use super::model_dir::ModelDir;
+use super::model_dir::{Canonicalize, ModelDir};
 use super::runtime::{self, Threads};
 use super::{pick_output, Embedding};
 use crate::config::ClipSettings;
 use crate::{Error, Result};
 
+/// What clipsearch puts into one input of the text graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// The token ids.
+    Ids,
+    /// 1 over the real tokens, 0 over the padding.
+    AttentionMask,
+    /// All zeros: one segment (BERT's `token_type_ids`).
+    TokenTypes,
+    /// 0, 1, 2, … per row.
+    Positions,
+}
+
+impl Fill {
+    /// The role of an input by its name; `None` for one we cannot fill.
+    fn of(name: &str) -> Option<Self> {
+        Some(match name {
+            "input_ids" | "ids" | "tokens" | "input" | "text" => Fill::Ids,
+            "attention_mask" | "mask" => Fill::AttentionMask,
+            "token_type_ids" | "segment_ids" => Fill::TokenTypes,
+            "position_ids" => Fill::Positions,
+            _ => return None,
+        })
+    }
+}
+
+/// One input of the text graph: its name, what goes in, and its integer width.
+#[derive(Debug, Clone)]
+struct TextInput {
+    name: String,
+    fill: Fill,
+    is_i32: bool,
+}
+
 pub struct TextEncoder {
     session: Mutex<Session>,
     tokenizer: Tokenizer,
-    ids_name: String,
-    ids_are_i32: bool,
-    mask_name: Option<String>,
+    inputs: Vec<TextInput>,
     output_name: String,
     dimension: usize,
     pad_id: u32,
+    padding: Padding,
+    context_length: usize,
+    canonicalize: Option<Canonicalize>,
     /// Exported with a fixed sequence length: every row is padded to it.
     fixed_len: Option<usize>,
     batch_size: usize,
@@ -30,8 +66,7 @@ pub struct TextEncoder {
 impl std::fmt::Debug for TextEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TextEncoder")
-            .field("ids", &self.ids_name)
-            .field("mask", &self.mask_name)
+            .field("inputs", &self.inputs)
             .field("output", &self.output_name)
             .field("dimension", &self.dimension)
             .finish()
@@ -69,36 +104,13 @@ impl TextEncoder {
             },
         )?;
         let tm = text_model;
-        let inputs = session.inputs();
-        let ids = inputs
+        let inputs = text_inputs(session.inputs()).map_err(|e| model_err(tm, e))?;
+        let ids_shape: Vec<i64> = session
+            .inputs()
             .iter()
-            .find(|i| i.name() == "input_ids")
-            .or_else(|| inputs.iter().find(|i| !i.name().contains("mask")))
-            .ok_or_else(|| model_err(tm, "no token-id input".into()))?;
-        let ids_are_i32 = match ids.dtype().tensor_type() {
-            Some(TensorElementType::Int64) => false,
-            Some(TensorElementType::Int32) => true,
-            other => {
-                return Err(model_err(
-                    tm,
-                    format!("token ids must be int64 or int32, not {other:?}"),
-                ))
-            }
-        };
-        let ids_shape: Vec<i64> = ids.dtype().tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
-        let mask_name = inputs
-            .iter()
-            .find(|i| i.name().contains("mask"))
-            .map(|i| i.name().to_string());
-        if inputs.len() > 1 + mask_name.is_some() as usize {
-            return Err(model_err(
-                tm,
-                format!(
-                    "unexpected inputs {:?} (expected input_ids and optionally attention_mask)",
-                    inputs.iter().map(|i| i.name()).collect::<Vec<_>>()
-                ),
-            ));
-        }
+            .find(|i| Fill::of(i.name()) == Some(Fill::Ids) || session.inputs().len() == 1)
+            .and_then(|i| i.dtype().tensor_shape().map(|s| s.to_vec()))
+            .unwrap_or_default();
         let fixed_len = match ids_shape.get(1) {
             Some(&n) if n > 0 => Some(n as usize),
             _ => None,
@@ -108,24 +120,24 @@ impl TextEncoder {
             _ => settings.batch_size.max(16),
         };
         let (output_name, dimension) = pick_output(&session, "text_embeds").map_err(|e| model_err(tm, e))?;
-        let ids_name = ids.name().to_string();
         let eos = tokenizer
             .token_to_id("<|endoftext|>")
             .or_else(|| tokenizer.get_padding().map(|p| p.pad_id));
-        let pad_id = model
-            .text
-            .pad_id
+        let declared_pad = model.text.pad_token.as_deref().and_then(|t| tokenizer.token_to_id(t));
+        let pad_id = declared_pad
+            .or(model.text.pad_id)
             .or(eos)
             .ok_or_else(|| model_err(tm, "cannot tell the padding id".into()))?;
         let mut encoder = Self {
             session: Mutex::new(session),
             tokenizer,
-            ids_name,
-            ids_are_i32,
-            mask_name,
+            inputs,
             output_name,
             dimension: dimension.unwrap_or(0),
             pad_id,
+            padding: model.text.padding,
+            context_length: model.text.context_length,
+            canonicalize: model.text.canonicalize,
             fixed_len,
             batch_size,
         };
@@ -141,6 +153,14 @@ impl TextEncoder {
 
     /// Token ids exactly as the reference produces them (no emptiness check, no padding).
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        let canonical;
+        let text = match self.canonicalize {
+            Some(c) => {
+                canonical = c.apply(text);
+                canonical.as_str()
+            }
+            None => text,
+        };
         self.tokenizer
             .encode(text, true)
             .map(|e| e.get_ids().to_vec())
@@ -206,7 +226,11 @@ impl TextEncoder {
             return Ok(Vec::new());
         }
         let longest = batch.iter().map(|ids| ids.len()).max().unwrap_or(0);
-        let len = self.fixed_len.unwrap_or(longest).max(longest);
+        let wanted = match self.padding {
+            Padding::Longest => longest,
+            Padding::MaxLength => self.context_length,
+        };
+        let len = self.fixed_len.unwrap_or(wanted).max(longest);
         let mut ids = Vec::with_capacity(batch.len() * len);
         let mut mask = Vec::with_capacity(batch.len() * len);
         for row in batch {
@@ -215,20 +239,18 @@ impl TextEncoder {
             mask.extend(m);
         }
         let shape = [batch.len() as i64, len as i64];
-        let tensor = |v: Vec<u32>| -> Result<ort::value::DynValue> {
-            let t = if self.ids_are_i32 {
-                Tensor::from_array((shape, v.into_iter().map(|x| x as i32).collect::<Vec<_>>())).map(|t| t.into_dyn())
-            } else {
-                Tensor::from_array((shape, v.into_iter().map(i64::from).collect::<Vec<_>>())).map(|t| t.into_dyn())
+        let mut values = Vec::with_capacity(self.inputs.len());
+        for input in &self.inputs {
+            let data = match input.fill {
+                Fill::Ids => ids.clone(),
+                Fill::AttentionMask => mask.clone(),
+                Fill::TokenTypes => vec![0; ids.len()],
+                Fill::Positions => (0..batch.len()).flat_map(|_| 0..len as u32).collect(),
             };
-            t.map_err(|e| Error::Inference(e.to_string()))
-        };
-        let mut inputs = vec![(self.ids_name.clone(), tensor(ids)?)];
-        if let Some(mask_name) = &self.mask_name {
-            inputs.push((mask_name.clone(), tensor(mask)?));
+            values.push((input.name.clone(), int_tensor(shape, data, input.is_i32)?));
         }
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        let outputs = session.run(inputs).map_err(|e| Error::Inference(e.to_string()))?;
+        let outputs = session.run(values).map_err(|e| Error::Inference(e.to_string()))?;
         let value = outputs
             .get(&self.output_name)
             .ok_or_else(|| Error::Inference(format!("no output named {}", self.output_name)))?;
@@ -237,4 +259,57 @@ impl TextEncoder {
             .map_err(|e| Error::Inference(e.to_string()))?;
         rows(shape, data, batch.len())
     }
+}
+
+/// An integer tensor of `shape` in the width the graph declares.
+fn int_tensor(shape: [i64; 2], values: Vec<u32>, is_i32: bool) -> Result<ort::value::DynValue> {
+    let tensor = if is_i32 {
+        Tensor::from_array((shape, values.into_iter().map(|x| x as i32).collect::<Vec<_>>())).map(|t| t.into_dyn())
+    } else {
+        Tensor::from_array((shape, values.into_iter().map(i64::from).collect::<Vec<_>>())).map(|t| t.into_dyn())
+    };
+    tensor.map_err(|e| Error::Inference(e.to_string()))
+}
+
+/// What to put into each input the graph declares: a graph of one input takes the ids; any
+/// input we cannot fill, or one that is not an integer tensor, is an error naming it, at load
+/// time rather than at the first query.
+fn text_inputs(declared: &[ort::value::Outlet]) -> std::result::Result<Vec<TextInput>, String> {
+    let mut inputs = Vec::with_capacity(declared.len());
+    for input in declared {
+        let fill = match Fill::of(input.name()) {
+            Some(fill) => fill,
+            None if declared.len() == 1 => Fill::Ids,
+            None => {
+                return Err(format!(
+                    "the text model's input {:?} cannot be filled (clipsearch fills input_ids, \
+                     attention_mask, token_type_ids and position_ids; the graph declares {:?})",
+                    input.name(),
+                    declared.iter().map(|i| i.name()).collect::<Vec<_>>()
+                ))
+            }
+        };
+        let is_i32 = match input.dtype().tensor_type() {
+            Some(TensorElementType::Int64) => false,
+            Some(TensorElementType::Int32) => true,
+            other => {
+                return Err(format!(
+                    "the text model's input {:?} must be int64 or int32, not {other:?}",
+                    input.name()
+                ))
+            }
+        };
+        inputs.push(TextInput {
+            name: input.name().to_string(),
+            fill,
+            is_i32,
+        });
+    }
+    if inputs.iter().filter(|i| i.fill == Fill::Ids).count() != 1 {
+        return Err(format!(
+            "the text model needs exactly one token-id input; it declares {:?}",
+            declared.iter().map(|i| i.name()).collect::<Vec<_>>()
+        ));
+    }
+    Ok(inputs)
 }
