@@ -114,3 +114,32 @@ fn a_missing_model_directory_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// A text tower of another image space stops every command at start, `index` included (it
+/// embeds only images): nothing is embedded or written (Milvus here is a closed port, which
+/// would be the error if the command got that far).
+#[test]
+fn a_text_tower_of_another_space_stops_index_before_anything_is_written() {
+    let out = clipsearch()
+        .env(
+            "CLIPSEARCH_TEXT_MODEL_DIR",
+            repo().join("tests/fixtures/tiny-multilingual"),
+        )
+        .env("MILVUS_URI", "http://127.0.0.1:1")
+        .args([
+            "index",
+            "--quiet",
+            "--model",
+            "tests/fixtures/tiny-siglip",
+            "tests/fixtures/parity/images",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("maps into the image space of \"tiny-clip\"") && stderr.contains("\"tiny-siglip\""),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("127.0.0.1:1"), "refused before Milvus: {stderr}");
+}

@@ -24,26 +24,6 @@ fn load(model: &Path) -> Clip {
     Clip::load(&settings, Towers::BOTH).unwrap_or_else(|e| panic!("{}: {e}", model.display()))
 }
 
-/// The reference's answers for `model` in a new directory: the shipped corpus (`shipped`) or a
-/// fresh one made with `seed`.
-fn answers(model: &Path, seed: u64, shipped: bool) -> std::path::PathBuf {
-    let dir = tempdir(if shipped { "parity-shipped" } else { "parity-fresh" });
-    let mut args = vec![
-        "tools/parity_fresh.py".to_string(),
-        dir.to_string_lossy().into_owned(),
-        "--model".into(),
-        model.to_string_lossy().into_owned(),
-        "--seed".into(),
-        seed.to_string(),
-    ];
-    if shipped {
-        args.push("--corpus".into());
-        args.push(fixtures().join("parity").to_string_lossy().into_owned());
-    }
-    run_python(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    dir
-}
-
 /// Crops, image embeddings, token ids and text embeddings of `name` against its reference.
 fn family_matches_its_reference(name: &str, family: Family) {
     let model = fixtures().join(name);
@@ -53,8 +33,8 @@ fn family_matches_its_reference(name: &str, family: Family) {
     println!("{name}: fresh parity corpus seed {seed} (set CLIPSEARCH_PARITY_SEED to reproduce)");
     let mut failures = Vec::new();
     for (corpus, shipped) in [
-        (answers(&model, seed, true), true),
-        (answers(&model, seed, false), false),
+        (reference_answers(&model, seed, true), true),
+        (reference_answers(&model, seed, false), false),
     ] {
         let what = if shipped { "shipped corpus" } else { "fresh corpus" };
         let (images, image_failures) = check_images(&clip, &corpus);

@@ -139,6 +139,8 @@ def main():
     else:
         files = make_images(img_dir, rng)
     clip = reference.Clip(a.model)
+    if clip.family == "text_tower":
+        files = []  # a text tower alone has no image side
     with open(os.path.join(exp, "image_embeddings.jsonl"), "w") as f:
         for name in files:
             path = os.path.join(img_dir, name)

@@ -21,6 +21,7 @@ Other families (chosen by preprocessor_config.json's image_processor_type, else 
     padding="max_length", max_length=model_max_length (64), truncation=True, input_ids only.
   Chinese-CLIP: ChineseCLIPImageProcessorPil; BertTokenizer with truncation=True (model_max_length),
     no padding, and the input_ids / attention_mask / token_type_ids the text graph declares.
+  A text tower alone (text_tower.json, e.g. the multilingual one): texts as Chinese-CLIP's; no images.
 
 Subcommands (all output JSON lines to --out or stdout):
   images MODEL PATH...     {"file": <path relative to --root>, "embedding": [512 floats]}
@@ -54,6 +55,8 @@ FAMILY_OF_PROCESSOR = {"CLIPImageProcessor": "clip", "SiglipImageProcessor": "si
 
 
 def family(model_dir):
+    if os.path.exists(os.path.join(model_dir, "text_tower.json")):
+        return "text_tower"  # a text tower alone, e.g. tests/fixtures/tiny-multilingual
     with open(os.path.join(model_dir, "preprocessor_config.json")) as f:
         kind = json.load(f).get("image_processor_type", "")
     kind = kind.removesuffix("Fast").removesuffix("Pil")

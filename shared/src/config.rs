@@ -31,6 +31,9 @@ where
 pub struct ClipSettings {
     /// `CLIPSEARCH_MODEL_DIR`: a Hugging Face export layout directory.
     pub model_dir: Option<PathBuf>,
+    /// `CLIPSEARCH_TEXT_MODEL_DIR`: a separate (e.g. multilingual) text tower that maps into
+    /// the image space of `model_dir`; text queries use it instead of the model's own.
+    pub text_model_dir: Option<PathBuf>,
     /// `ORT_DYLIB_PATH`: path of libonnxruntime.so; `None` means the default search.
     pub ort_library: Option<PathBuf>,
     /// `CLIPSEARCH_INTRA_THREADS`: ONNX Runtime intra-op threads (0 = ORT's default: all cores).
@@ -55,6 +58,7 @@ impl ClipSettings {
     pub fn from_env() -> Result<Self> {
         Ok(Self {
             model_dir: env_opt("CLIPSEARCH_MODEL_DIR").map(PathBuf::from),
+            text_model_dir: env_opt("CLIPSEARCH_TEXT_MODEL_DIR").map(PathBuf::from),
             ort_library: env_opt("ORT_DYLIB_PATH").map(PathBuf::from),
             intra_threads: env_parse("CLIPSEARCH_INTRA_THREADS", 0)?,
             inter_threads: env_parse("CLIPSEARCH_INTER_THREADS", 0)?,
@@ -70,6 +74,7 @@ impl Default for ClipSettings {
     fn default() -> Self {
         Self {
             model_dir: None,
+            text_model_dir: None,
             ort_library: None,
             intra_threads: 0,
             inter_threads: 0,

@@ -84,7 +84,8 @@ pub fn check_tokens(clip: &Clip, corpus: &Path) -> Vec<String> {
         if ids.len() as u64 != row["length"].as_u64().unwrap() || padded != want || mask != list("attention_mask") {
             failures.push(format!("{caption:?}: ids {ids:?}, reference {want:?}"));
         }
-        if clip.model.family == Family::Clip && ids.last() != Some(&49407) {
+        let family = clip.text_tower.as_ref().unwrap_or(&clip.model).family;
+        if family == Family::Clip && ids.last() != Some(&49407) {
             failures.push(format!("{caption:?}: does not end with <|endoftext|>"));
         }
     }
@@ -132,4 +133,24 @@ pub fn parity_seed() -> u64 {
                 .map(|d| d.as_secs() % 1_000_000)
                 .unwrap_or(1)
         })
+}
+
+/// The reference's answers for `model` in a new directory: the shipped corpus (`shipped`) or a
+/// fresh one made with `seed`.
+pub fn reference_answers(model: &Path, seed: u64, shipped: bool) -> std::path::PathBuf {
+    let dir = tempdir(if shipped { "parity-shipped" } else { "parity-fresh" });
+    let mut args = vec![
+        "tools/parity_fresh.py".to_string(),
+        dir.to_string_lossy().into_owned(),
+        "--model".into(),
+        model.to_string_lossy().into_owned(),
+        "--seed".into(),
+        seed.to_string(),
+    ];
+    if shipped {
+        args.push("--corpus".into());
+        args.push(fixtures().join("parity").to_string_lossy().into_owned());
+    }
+    run_python(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    dir
 }

@@ -61,6 +61,8 @@ struct MilvusHealth {
 #[derive(Serialize)]
 struct ModelHealth<'a> {
     name: &'a str,
+    /// The model embedding text queries (a separate text tower, else `name`).
+    text_model: &'a str,
     dimension: usize,
     text: bool,
     image: bool,
@@ -199,6 +201,7 @@ where
             milvus: MilvusHealth { reachable },
             model: ModelHealth {
                 name: self.searcher.model(),
+                text_model: self.searcher.encoder().text_model_name(),
                 dimension: self.searcher.encoder().dimension(),
                 text: settings.enable_text,
                 image: settings.enable_image,

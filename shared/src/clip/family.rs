@@ -20,6 +20,10 @@ pub enum Family {
     Siglip,
     /// Chinese-CLIP: a BERT WordPiece text tower with `token_type_ids`, CLIP's image side.
     ChineseClip,
+    /// A text tower alone (a directory with `text_tower.json`), mapping into another model's
+    /// image space: the multilingual-CLIP / sentence-transformers kind, pooling and projection
+    /// inside its graph, rows padded per batch with a mask.
+    TextTower,
 }
 
 /// How a batch of token rows is padded.
@@ -120,13 +124,14 @@ impl Family {
             Family::Clip => "clip",
             Family::Siglip => "siglip",
             Family::ChineseClip => "chinese_clip",
+            Family::TextTower => "text_tower",
         }
     }
 
     pub fn processor_defaults(self) -> ProcessorDefaults {
         let square = |n: u32| serde_json::json!({ "height": n, "width": n });
         match self {
-            Family::Clip | Family::ChineseClip => ProcessorDefaults {
+            Family::Clip | Family::ChineseClip | Family::TextTower => ProcessorDefaults {
                 size: serde_json::json!({ "shortest_edge": 224 }),
                 crop_size: Some(square(224)),
                 do_center_crop: true,
@@ -148,7 +153,7 @@ impl Family {
     pub fn padding(self) -> Padding {
         match self {
             Family::Siglip => Padding::MaxLength,
-            Family::Clip | Family::ChineseClip => Padding::Longest,
+            Family::Clip | Family::ChineseClip | Family::TextTower => Padding::Longest,
         }
     }
 
@@ -157,7 +162,7 @@ impl Family {
         match self {
             Family::Clip => 77,
             Family::Siglip => 64,
-            Family::ChineseClip => 512,
+            Family::ChineseClip | Family::TextTower => 512,
         }
     }
 }

@@ -102,14 +102,15 @@ impl ImageEncoder {
             Some(&n) if n > 0 => n as usize,
             _ => settings.batch_size,
         };
-        let input_size = model.preprocessing.output_size(224, 224);
+        let preprocessing = model.preprocessing()?.clone();
+        let input_size = preprocessing.output_size(224, 224);
         let (output_name, dimension) = pick_output(&session, "image_embeds").map_err(model_err)?;
         let mut encoder = Self {
             session: Mutex::new(session),
             input_name,
             output_name,
             dimension: dimension.unwrap_or(0),
-            preprocessing: model.preprocessing.clone(),
+            preprocessing,
             limits: DecodeLimits {
                 max_bytes: settings.max_image_bytes,
                 max_pixels: settings.max_image_pixels,

@@ -48,13 +48,19 @@ impl Towers {
 /// The loaded model: the towers asked for, sessions created once and reused.
 #[derive(Debug)]
 pub struct Clip {
+    /// The model whose image space the index holds (its name is stored beside every vector).
     pub model: ModelDir,
+    /// A separate text tower (`CLIPSEARCH_TEXT_MODEL_DIR`) mapping into `model`'s image space.
+    pub text_tower: Option<ModelDir>,
     image: Option<ImageEncoder>,
     text: Option<TextEncoder>,
 }
 
 impl Clip {
-    /// Loads the model directory from `settings.model_dir` (or `model_dir` when given).
+    /// Loads the model directory from `settings.model_dir`, and the text tower from
+    /// `settings.text_model_dir` when one is set (its session only when the text side is
+    /// wanted). A text tower of another image space, or of another dimension, is refused here,
+    /// before any vector is embedded.
     pub fn load(settings: &ClipSettings, towers: Towers) -> Result<Self> {
         let dir = settings.model_dir.as_ref().ok_or_else(|| {
             Error::Config(
@@ -65,12 +71,48 @@ impl Clip {
             )
         })?;
         let model = ModelDir::open(dir)?;
+        if let Some(declared) = &model.text_tower {
+            return Err(Error::Model {
+                dir: model.root.clone(),
+                reason: format!(
+                    "this is a text tower for the image space of {:?} (text_tower.json): set it as \
+                     CLIPSEARCH_TEXT_MODEL_DIR and CLIPSEARCH_MODEL_DIR to that model",
+                    declared.image_model
+                ),
+            });
+        }
+        // Checked whenever it is configured, even by a process that embeds only images: a
+        // deployment whose settings pair the wrong towers fails everywhere, at start.
+        let text_tower = settings
+            .text_model_dir
+            .as_deref()
+            .map(|dir| paired_text_tower(dir, &model))
+            .transpose()?;
         let image = towers.image.then(|| ImageEncoder::load(&model, settings)).transpose()?;
-        let text = towers.text.then(|| TextEncoder::load(&model, settings)).transpose()?;
+        let text = towers
+            .text
+            .then(|| TextEncoder::load(text_tower.as_ref().unwrap_or(&model), settings))
+            .transpose()?;
+        if let Some(tower) = &text_tower {
+            let declared = tower.text_tower.as_ref().map(|d| d.dimension).unwrap_or_default();
+            let actual = [
+                ("the text model gives", text.as_ref().map(|t| t.dimension())),
+                ("the image model gives", image.as_ref().map(|i| i.dimension())),
+            ];
+            if let Some((what, n)) = actual
+                .iter()
+                .find_map(|(what, n)| n.filter(|&n| n != declared).map(|n| (what, n)))
+            {
+                return Err(Error::Model {
+                    dir: tower.root.clone(),
+                    reason: format!("text_tower.json declares {declared} dimensions but {what} {n}"),
+                });
+            }
+        }
         if let (Some(i), Some(t)) = (&image, &text) {
             if i.dimension() != t.dimension() {
                 return Err(Error::Model {
-                    dir: model.root.clone(),
+                    dir: text_tower.as_ref().unwrap_or(&model).root.clone(),
                     reason: format!(
                         "image embeddings have {} dimensions but text embeddings {}",
                         i.dimension(),
@@ -79,7 +121,21 @@ impl Clip {
                 });
             }
         }
-        Ok(Self { model, image, text })
+        Ok(Self {
+            model,
+            text_tower,
+            image,
+            text,
+        })
+    }
+
+    /// The name of the model that embeds text queries: the separate text tower's, else the
+    /// model's own.
+    pub fn text_model_name(&self) -> &str {
+        self.text_tower
+            .as_ref()
+            .map(|t| t.name.as_str())
+            .unwrap_or(&self.model.name)
     }
 
     /// The model's name as stored beside every vector.
@@ -113,6 +169,10 @@ impl Clip {
 pub trait Encoder: Send + Sync {
     /// Stored beside every vector so two models' vectors never mix.
     fn model_name(&self) -> &str;
+    /// The model that embeds text queries: a separate text tower's name, else the model's.
+    fn text_model_name(&self) -> &str {
+        self.model_name()
+    }
     fn dimension(&self) -> usize;
     fn embed_image(&self, bytes: &[u8]) -> Result<ImageEmbedding>;
     fn embed_text(&self, text: &str) -> Result<Embedding>;
@@ -121,6 +181,10 @@ pub trait Encoder: Send + Sync {
 impl Encoder for Clip {
     fn model_name(&self) -> &str {
         self.name()
+    }
+
+    fn text_model_name(&self) -> &str {
+        Clip::text_model_name(self)
     }
 
     fn dimension(&self) -> usize {
@@ -199,4 +263,35 @@ fn run_parallel<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(usize,
         .into_iter()
         .map(|r| r.expect("every index is processed once"))
         .collect()
+}
+
+/// Opens the text tower in `dir` and checks that it declares `model`'s image space.
+fn paired_text_tower(dir: &std::path::Path, model: &ModelDir) -> Result<ModelDir> {
+    let refuse = |reason: String| Error::Model {
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    let undeclared = || {
+        refuse(
+            "CLIPSEARCH_TEXT_MODEL_DIR has no text_tower.json declaring the image model whose space \
+             its vectors are in ({\"image_model\": NAME, \"dimension\": N}); without it a text tower \
+             of another space would silently return wrong results"
+                .into(),
+        )
+    };
+    // Looked for first: otherwise the directory is read as a whole model, and the error would
+    // be about files a text tower does not need.
+    if !dir.join("text_tower.json").is_file() {
+        return Err(undeclared());
+    }
+    let tower = ModelDir::open(dir)?;
+    let declared = tower.text_tower.as_ref().ok_or_else(undeclared)?;
+    if declared.image_model != model.name {
+        return Err(refuse(format!(
+            "this text tower maps into the image space of {:?}, but CLIPSEARCH_MODEL_DIR holds {:?}: \
+             use the text tower made for {:?}, or the model it was made for",
+            declared.image_model, model.name, model.name
+        )));
+    }
+    Ok(tower)
 }

@@ -320,8 +320,19 @@ pub struct ModelDir {
     text_model: Option<PathBuf>,
     pub tokenizer: PathBuf,
     pub family: Family,
-    pub preprocessing: Preprocessing,
+    /// `None` only in a directory without a vision tower (a text tower alone).
+    preprocessing: Option<Preprocessing>,
     pub text: TextConfig,
+    /// `text_tower.json`: this directory is a text tower for another model's image space.
+    pub text_tower: Option<TextTowerDeclaration>,
+}
+
+/// `text_tower.json` of a separate text tower: the image model whose space its vectors are in
+/// (that model's name, the one stored beside every vector) and their dimension.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TextTowerDeclaration {
+    pub image_model: String,
+    pub dimension: usize,
 }
 
 impl ModelDir {
@@ -356,11 +367,36 @@ impl ModelDir {
         };
         let config = optional("config.json")?;
         let tokenizer_config = optional("tokenizer_config.json")?;
-        let preprocessor_text = read("preprocessor_config.json")?;
-        let preprocessor = json("preprocessor_config.json", &preprocessor_text)?;
-        let family = Family::detect(config.as_ref(), &preprocessor).map_err(err)?;
-        let preprocessing = Preprocessing::from_json(&preprocessor_text, family)
-            .map_err(|e| err(format!("preprocessor_config.json: {e}")))?;
+        let text_tower = optional("text_tower.json")?
+            .map(|v| {
+                serde_json::from_value::<TextTowerDeclaration>(v).map_err(|e| {
+                    err(format!(
+                        "text_tower.json: {e} (expected {{\"image_model\": NAME, \"dimension\": N}})"
+                    ))
+                })
+            })
+            .transpose()?;
+        let preprocessor_text = match (&text_tower, find(VISION_CANDIDATES)) {
+            // A text tower alone has no image side to configure.
+            (Some(_), None) => None,
+            _ => Some(read("preprocessor_config.json")?),
+        };
+        let preprocessor = preprocessor_text
+            .as_deref()
+            .map(|t| json("preprocessor_config.json", t))
+            .transpose()?;
+        let family = match &text_tower {
+            Some(_) => Family::TextTower,
+            None => Family::detect(
+                config.as_ref(),
+                preprocessor.as_ref().unwrap_or(&serde_json::Value::Null),
+            )
+            .map_err(err)?,
+        };
+        let preprocessing = preprocessor_text
+            .as_deref()
+            .map(|t| Preprocessing::from_json(t, family).map_err(|e| err(format!("preprocessor_config.json: {e}"))))
+            .transpose()?;
         let text = TextConfig::new(config.as_ref(), tokenizer_config.as_ref(), family);
         let tokenizer = root.join("tokenizer.json");
         if !tokenizer.is_file() {
@@ -387,8 +423,17 @@ impl ModelDir {
             family,
             preprocessing,
             text,
+            text_tower,
             name,
             root,
+        })
+    }
+
+    /// How images are prepared for the vision tower, or why there is no such thing here.
+    pub fn preprocessing(&self) -> Result<&Preprocessing> {
+        self.preprocessing.as_ref().ok_or_else(|| Error::Model {
+            dir: self.root.clone(),
+            reason: "a text tower alone (text_tower.json) has no image side".into(),
         })
     }
 
