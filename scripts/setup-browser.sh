@@ -7,10 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null 2>&1; then
+# fonts-noto-cjk: without it Chromium draws CJK queries and results as boxes.
+if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update
-  $SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core
+  $SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core fonts-noto-cjk
 fi
 chromium --version
 

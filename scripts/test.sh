@@ -63,7 +63,10 @@ fi
 echo "==> services: Milvus :$MILVUS_PORT, moto :$MOTO_PORT, Lambda emulator :$LAMBDA_PORT"
 bash scripts/milvus.sh up --fresh
 bash scripts/moto.sh up
-bash scripts/lambda.sh up
+# The search function answers text queries with the multilingual tower (its English queries
+# find the same images as tiny-clip's own tower; tests/multilingual.rs): the page test types
+# Chinese. Only the emulator gets it: the tests' own processes use tiny-clip's tower.
+CLIPSEARCH_TEXT_MODEL_DIR=$ROOT/tests/fixtures/tiny-multilingual bash scripts/lambda.sh up
 python3 scripts/lib/silent-server.py "$SILENT_MILVUS_PORT" &
 silent_pid=$!
 LAMBDA_PORT=$LAMBDA_MILVUS_DOWN_PORT MILVUS_URI=http://127.0.0.1:$SILENT_MILVUS_PORT \

@@ -35,6 +35,8 @@ async fn the_search_page_works_in_chromium() {
         .env("PREFIX", &corpus.prefix)
         .env("SCREENSHOT_DIR", &shots)
         .env("CHROMIUM", &chromium)
+        // The emulated function has the multilingual text tower (scripts/test.sh).
+        .env("CJK_QUERY", "红色圆形的图片")
         .output()
         .expect("node runs (apt-get install nodejs)");
     let log = format!(
@@ -44,7 +46,11 @@ async fn the_search_page_works_in_chromium() {
     );
     println!("{log}");
     assert!(output.status.success(), "the browser test failed:\n{log}");
-    for name in ["search-text-results.png", "search-image-results.png"] {
+    for name in [
+        "search-text-results.png",
+        "search-cjk-results.png",
+        "search-image-results.png",
+    ] {
         let png = std::fs::read(shots.join(name)).expect("screenshot saved");
         assert!(
             png.starts_with(b"\x89PNG") && png.len() > 10_000,

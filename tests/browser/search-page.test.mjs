@@ -74,6 +74,20 @@ try {
   check(textCards.every((c, i) => i === 0 || textCards[i - 1].score >= c.score), "results are ranked by score");
   await page.screenshot({ path: join(shots, "search-text-results.png"), fullPage: true });
 
+  // A query in Chinese, through the multilingual text tower (scripts/test.sh gives the
+  // function tests/fixtures/tiny-multilingual): the page keeps and shows the query as typed,
+  // and the right images come first.
+  const chinese = process.env.CJK_QUERY || "";
+  if (chinese) {
+    await page.fill("#text", chinese);
+    await page.click("#text-submit");
+    await page.waitForFunction((q) => document.querySelector("#status").textContent.includes(q), chinese, { timeout: 60_000 });
+    const cjkCards = await gridShown();
+    check((await page.inputValue("#text")) === chinese, "the CJK query stays in the box as typed");
+    check(/red-circle/.test(cjkCards[0].key), `“${chinese}” puts a red circle first (${cjkCards[0].key})`);
+    await page.screenshot({ path: join(shots, "search-cjk-results.png"), fullPage: true });
+  }
+
   // Image search: choose a file as a user would through the drop area's file picker.
   const [chooser] = await Promise.all([page.waitForEvent("filechooser"), page.click("#drop")]);
   await chooser.setFiles(queryImage);
