@@ -15,7 +15,7 @@
 #   BENCH_ROUNDS   rounds per model (default 3); the table shows medians
 #   BENCH_IMAGES   number of 12 MP JPEGs (default 16)
 #   BENCH_TEXTS    number of captions for text embeddings/s (default 64)
-#   BENCH_MODELS   CLIP section models (default "tiny-clip vitb32")
+#   BENCH_MODELS   CLIP section models (default "tiny-clip vitb32"; also tiny-siglip, tiny-chinese-clip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -75,7 +75,7 @@ clip_vitb32() {
 
 clip_model_dir() {
   case $1 in
-    tiny-clip) echo "$ROOT/tests/fixtures/tiny-clip" ;;
+    tiny-clip | tiny-siglip | tiny-chinese-clip) echo "$ROOT/tests/fixtures/$1" ;;
     vitb32) echo "$BENCH_DIR/vitb32" ;;
     *) echo "$1" ;;
   esac
