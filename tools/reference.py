@@ -50,8 +50,8 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 
 # ----------------------------------------------------------------------------- loading
-FAMILY_OF_PROCESSOR = {"CLIPImageProcessor": "clip", "SiglipImageProcessor": "siglip",
-                       "ChineseCLIPImageProcessor": "chinese_clip"}
+FAMILY_OF_PROCESSOR = {"CLIPImageProcessor": "clip", "CLIPFeatureExtractor": "clip", "SiglipImageProcessor": "siglip",
+                       "ChineseCLIPImageProcessor": "chinese_clip", "ChineseCLIPFeatureExtractor": "chinese_clip"}
 
 
 def family(model_dir):

@@ -112,9 +112,10 @@ impl Family {
     fn from_processor_type(processor: &str) -> Option<Self> {
         let class = processor.trim_end_matches("Fast").trim_end_matches("Pil");
         Some(match class {
-            "CLIPImageProcessor" => Family::Clip,
+            // Older exports name the feature extractor, the processor's predecessor.
+            "CLIPImageProcessor" | "CLIPFeatureExtractor" => Family::Clip,
             "SiglipImageProcessor" => Family::Siglip,
-            "ChineseCLIPImageProcessor" => Family::ChineseClip,
+            "ChineseCLIPImageProcessor" | "ChineseCLIPFeatureExtractor" => Family::ChineseClip,
             _ => return None,
         })
     }
@@ -187,6 +188,10 @@ mod tests {
         assert_eq!(
             Family::detect(None, &json!({"image_processor_type": "ChineseCLIPImageProcessorFast"})),
             Ok(Family::ChineseClip)
+        );
+        assert_eq!(
+            Family::detect(None, &json!({"image_processor_type": "CLIPFeatureExtractor"})),
+            Ok(Family::Clip)
         );
         assert_eq!(
             Family::detect(
