@@ -6,7 +6,7 @@ export ORT_DYLIB_PATH ?= $(CURDIR)/vendor/onnxruntime/libonnxruntime.so.1.31.1
 # A test Milvus on its own port, so a user's Milvus on 19530 is left alone.
 TEST_MILVUS_PORT ?= 19540
 
-.PHONY: help setup demo build test soak lint bench milvus-up milvus-down model
+.PHONY: help setup demo build test soak lint bench bench-setup milvus-up milvus-down model
 
 help:
 	@echo "make demo         setup, then the whole product locally: Milvus, S3/SQS emulator, both functions, sample images, searches (Ctrl-C stops it)"
@@ -16,7 +16,8 @@ help:
 	@echo "make lint         cargo fmt --check and clippy -D warnings"
 	@echo "make bench        benchmarks (see BENCHMARKS.md)"
 	@echo "make milvus-up    start the local Milvus (MILVUS_PORT, default 19530); milvus-down stops it"
-	@echo "make model        download real CLIP ViT-B/32 ONNX weights into models/ (needs internet)"
+	@echo "make model        download a named model into models/NAME (NAME=list names them; default clip-vit-base-patch32; needs the Hugging Face hub)"
+	@echo "make bench-setup  the torch venv (.venv-bench) the benchmarks and the model exporters use"
 
 setup:
 	bash scripts/setup.sh
@@ -47,5 +48,10 @@ milvus-up:
 milvus-down:
 	bash scripts/milvus.sh down
 
+# make model NAME=siglip-base-patch16-224; NAME=list prints the catalogue (scripts/models.tsv).
+NAME ?= clip-vit-base-patch32
 model:
-	bash scripts/download-model.sh models/clip-vit-base-patch32
+	bash scripts/download-model.sh $(if $(filter list,$(NAME)),--list,$(NAME))
+
+bench-setup:
+	bash scripts/bench.sh --venv

@@ -15,7 +15,11 @@
 #   BENCH_ROUNDS   rounds per model (default 3); the table shows medians
 #   BENCH_IMAGES   number of 12 MP JPEGs (default 16)
 #   BENCH_TEXTS    number of captions for text embeddings/s (default 64)
-#   BENCH_MODELS   CLIP section models (default "tiny-clip vitb32"; also tiny-siglip, tiny-chinese-clip)
+#   BENCH_MODELS   CLIP section models (default "tiny-clip vitb32"; also tiny-siglip, tiny-chinese-clip,
+#                  tiny-multilingual, and the full-size random-weight siglip-base, chinese-clip-base,
+#                  multilingual-tower, generated into BENCH_DIR on first use). A text tower alone
+#                  (text_tower.json: tiny-multilingual, multilingual-tower) is benched on its text side
+#                  only, paired with the image model it names (tiny-clip, vitb32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -27,7 +31,7 @@ BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_IMAGES=${BENCH_IMAGES:-16}
 BENCH_TEXTS=${BENCH_TEXTS:-64}
 PY=$ROOT/.venv/bin/python            # reference deps (make setup)
-PY_BENCH=$ROOT/.venv-bench/bin/python # + torch/onnx, only to export the random ViT-B/32
+PY_BENCH=$ROOT/.venv-bench/bin/python # + torch/onnx, only to export the random full-size models
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
@@ -60,14 +64,24 @@ clip_images() {
   fi
 }
 
-clip_vitb32() {
-  local out=$BENCH_DIR/vitb32
-  if [ ! -f "$out/vision_model.onnx" ] || [ ! -f "$out/text_model.onnx" ]; then
+# The full-size random-weight models, made on first use (the stamp is the maker's hash: a changed
+# maker re-exports). vitb32: tools/make_vitb32_random.py (~600 MB); siglip-base, chinese-clip-base,
+# multilingual-tower: tools/make_full_family_random.py (~810, ~750, ~540 MB).
+clip_random_model() {
+  local name=$1 out=$BENCH_DIR/$1 maker want
+  maker=tools/make_full_family_random.py
+  [ "$name" = vitb32 ] && maker=tools/make_vitb32_random.py
+  want=$(sha256sum "$maker" | cut -d' ' -f1)
+  if [ "$(cat "$out/.stamp" 2>/dev/null)" != "$want" ]; then
     ensure_bench_venv
-    step "random-weight ViT-B/32 in $out (tools/make_vitb32_random.py, ~600 MB)"
+    step "random-weight $name in $out ($maker)"
     rm -rf "$out.tmp"
-    "$PY_BENCH" tools/make_vitb32_random.py "$out.tmp" --tokenizer tests/fixtures/tiny-clip/tokenizer.json \
-      2>&1 | grep -v TracerWarning | grep -E 'params|exported|MB' >&2
+    if [ "$name" = vitb32 ]; then
+      "$PY_BENCH" "$maker" "$out.tmp" --tokenizer tests/fixtures/tiny-clip/tokenizer.json
+    else
+      "$PY_BENCH" "$maker" "$name" "$out.tmp"
+    fi 2>&1 | grep -E '^params|^exported in|max abs diff| MB  ' >&2
+    echo "$want" > "$out.tmp/.stamp"
     rm -rf "$out"
     mv "$out.tmp" "$out"
   fi
@@ -75,16 +89,24 @@ clip_vitb32() {
 
 clip_model_dir() {
   case $1 in
-    tiny-clip | tiny-siglip | tiny-chinese-clip) echo "$ROOT/tests/fixtures/$1" ;;
-    vitb32) echo "$BENCH_DIR/vitb32" ;;
+    tiny-clip | tiny-siglip | tiny-chinese-clip | tiny-multilingual) echo "$ROOT/tests/fixtures/$1" ;;
+    vitb32 | siglip-base | chinese-clip-base | multilingual-tower) echo "$BENCH_DIR/$1" ;;
     *) echo "$1" ;;
   esac
 }
 
+# For a text tower alone (text_tower.json), the bench name of the image model it pairs with.
+clip_paired_image_model() {
+  [ -f "$1/text_tower.json" ] && "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["image_model"])' \
+    "$1/text_tower.json"
+}
+
 # Reference text embeddings/s: tools/reference.py's own Clip.embed_texts (one text at a time),
-# on the same captions as examples/bench_clip.rs, after a warm-up.
+# on the same captions as examples/bench_clip.rs, after a warm-up. $2: the file for its peak RSS.
 clip_reference_texts() {
-  "$PY" - "$1" "$BENCH_THREADS" "$BENCH_TEXTS" <<'PY'
+  local run=("$PY")
+  [ -x /usr/bin/time ] && run=(/usr/bin/time -f %M -o "$2" "$PY")
+  "${run[@]}" - "$1" "$BENCH_THREADS" "$BENCH_TEXTS" <<'PY'
 import json, sys, time
 sys.path.insert(0, "tools")
 from reference import Clip
@@ -112,22 +134,35 @@ bench_clip() {
   cargo build --release --quiet -p clipsearch --example bench_clip
   local rust_bin=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_clip
   clip_images
-  case " $models " in *" vitb32 "*) clip_vitb32 ;; esac
+  local images=$BENCH_DIR/jpeg12mp model dir round timer=clip_no_rss paired rust_args
+  for model in $models; do
+    case $model in
+      vitb32 | siglip-base | chinese-clip-base) clip_random_model "$model" ;;
+      multilingual-tower) clip_random_model vitb32 && clip_random_model "$model" ;; # paired with vitb32
+    esac
+  done
   mkdir -p "$res"
-  local images=$BENCH_DIR/jpeg12mp model dir round timer=clip_no_rss
   # The reference's peak RSS from GNU time (%M, KiB), when installed.
   [ -x /usr/bin/time ] && timer="/usr/bin/time -f %M -o"
   for model in $models; do
     dir=$(clip_model_dir "$model")
+    paired=$(clip_paired_image_model "$dir" || true)
+    # A text tower alone: no image side; Rust loads it as CLIPSEARCH_TEXT_MODEL_DIR beside its image
+    # model (text tower only), the reference embeds texts with the tower folder alone.
+    rust_args=(--model "$dir" --images "$images")
+    [ -n "$paired" ] && rust_args=(--model "$(clip_model_dir "$paired")" --text-tower "$dir")
     for round in $(seq 1 "$BENCH_ROUNDS"); do
-      step "$model, round $round/$BENCH_ROUNDS: reference.py bench"
-      $timer "$res/$model.$round.ref.rss" \
-        "$PY" tools/reference.py --threads "$BENCH_THREADS" bench "$dir" "$images" --batch 8 \
-        > "$res/$model.$round.ref.json" 2> >(grep -v 'PyTorch was not found' >&2)
+      if [ -z "$paired" ]; then
+        step "$model, round $round/$BENCH_ROUNDS: reference.py bench"
+        $timer "$res/$model.$round.ref.rss" \
+          "$PY" tools/reference.py --threads "$BENCH_THREADS" bench "$dir" "$images" --batch 8 \
+          > "$res/$model.$round.ref.json" 2> >(grep -v 'PyTorch was not found' >&2)
+      fi
       step "$model, round $round/$BENCH_ROUNDS: reference text embeddings"
-      clip_reference_texts "$dir" > "$res/$model.$round.reftext.json" 2> >(grep -v 'PyTorch was not found' >&2)
+      clip_reference_texts "$dir" "$res/$model.$round.reftext.rss" > "$res/$model.$round.reftext.json" \
+        2> >(grep -v 'PyTorch was not found' >&2)
       step "$model, round $round/$BENCH_ROUNDS: bench_clip"
-      "$rust_bin" --model "$dir" --images "$images" --batch 8 --intra-threads "$BENCH_THREADS" \
+      "$rust_bin" "${rust_args[@]}" --batch 8 --intra-threads "$BENCH_THREADS" \
         --decode-threads "$BENCH_THREADS" --texts "$BENCH_TEXTS" > "$res/$model.$round.rust.json"
     done
   done
@@ -136,11 +171,14 @@ bench_clip() {
 import json, os, statistics, sys
 res, rounds, threads, models = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 def load(m, r, kind):
-    with open(os.path.join(res, f"{m}.{r}.{kind}.json")) as f:
-        return json.load(f)
-def rss(m, r):
     try:
-        with open(os.path.join(res, f"{m}.{r}.ref.rss")) as f:
+        with open(os.path.join(res, f"{m}.{r}.{kind}.json")) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None  # a text tower alone has no image run
+def rss(m, r, kind="ref"):
+    try:
+        with open(os.path.join(res, f"{m}.{r}.{kind}.rss")) as f:
             return int(f.read().split()[-1]) / 1024
     except (OSError, ValueError, IndexError):
         return float("nan")
@@ -162,11 +200,16 @@ print(f"| model | metric | reference | Rust | Rust/reference (median of {rounds}
 print("|---|---|---:|---:|---|")
 for m in models:
     data = [(load(m, r, "ref"), load(m, r, "reftext"), load(m, r, "rust")) for r in range(1, rounds + 1)]
-    for label, ref, rust in rows:
+    text_only = data[0][0] is None
+    for label, ref, rust in rows[-2:] if text_only else rows:
         rv = [ref(*d) for d in data]; xv = [rust(*d) for d in data]
         ratios = [x / r for r, x in zip(rv, xv)]
         print(f"| {m} | {label} | {med(rv):.2f} | {med(xv):.2f} | **{med(ratios):.2f}x** "
               f"({min(ratios):.2f}-{max(ratios):.2f}) |")
+    if text_only:  # peak RSS of the text runs alone, on both sides
+        rv = [rss(m, r, "reftext") for r in range(1, rounds + 1)]; xv = [d[2]["peak_rss_mib"] for d in data]
+        print(f"| {m} | peak RSS MiB (text tower only) | {med(rv):.0f} | {med(xv):.0f} | |")
+        continue
     rv = [1e3 / d[0]["decode+preprocess_img_per_s"] for d in data]
     xv = [d[2]["decode+preprocess_1thread_ms_per_image"] for d in data]
     xn = [d[2]["decode+preprocess_ms_per_image"] for d in data]
@@ -185,6 +228,12 @@ if [ -d scripts/bench.d ]; then
   for f in scripts/bench.d/*.sh; do
     [ -e "$f" ] && . "$f"
   done
+fi
+
+# `scripts/bench.sh --venv` (`make bench-setup`): only the torch venv, for the model exporters.
+if [ "${1:-}" = "--venv" ]; then
+  ensure_bench_venv
+  exit 0
 fi
 
 available=$(declare -F | awk '{print $3}' | grep '^bench_' | sed 's/^bench_//')

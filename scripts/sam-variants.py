@@ -107,6 +107,7 @@ def all_options_variant(t):
         "IngestReservedConcurrency": 10,
         "SearchReservedConcurrency": 20,
         "OnnxRuntimeLayerArn": "arn:aws:lambda:eu-west-1:123456789012:layer:onnxruntime:1",
+        "TextModelPrefix": "clip-vit-base-patch32-multilingual/",
     }
     for name, value in defaults.items():
         t["Parameters"][name]["Default"] = value

@@ -7,11 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# fonts-noto-cjk: without it Chromium draws CJK queries and results as boxes.
-if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
+# fonts-noto-cjk and fonts-noto-color-emoji: without them Chromium draws CJK and emoji queries
+# and results as boxes (DejaVu covers Latin, Arabic and Hebrew).
+if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK" ||
+  ! fc-list 2>/dev/null | grep -qi "Noto Color Emoji"; then
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update
-  $SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core fonts-noto-cjk
+  $SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core fonts-noto-cjk fonts-noto-color-emoji
 fi
 chromium --version
 

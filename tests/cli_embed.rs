@@ -143,3 +143,58 @@ fn a_text_tower_of_another_space_stops_index_before_anything_is_written() {
     );
     assert!(!stderr.contains("127.0.0.1:1"), "refused before Milvus: {stderr}");
 }
+
+/// Any Unicode query goes through the command line unchanged (CJK, combining accents, RTL
+/// scripts, emoji with joiners, bidi controls): each line echoes the text exactly and carries
+/// the embedding the library computes for it (cosine > 0.99999), with the model's own tower and with the
+/// multilingual one.
+#[test]
+fn embed_text_takes_any_unicode_exactly() {
+    use clipsearch::clip::{Clip, Encoder, Towers};
+    use clipsearch::config::ClipSettings;
+    let texts = [
+        "红色圆形的图片",
+        "一張紅色圓形的照片",
+        "赤い円の写真",
+        "una foto de un ci\u{301}rculo rojo",
+        "صورة دائرة حمراء",
+        "תמונה של עיגול אדום",
+        "🔴 👩\u{200d}🎨 ⭕\u{fe0f}",
+        "\u{202e}a photo of a red circle\u{202c}",
+    ];
+    for tower in [None, Some(repo().join("tests/fixtures/tiny-multilingual"))] {
+        let mut cmd = clipsearch();
+        if let Some(tower) = &tower {
+            cmd.env("CLIPSEARCH_TEXT_MODEL_DIR", tower);
+        }
+        let out = cmd.arg("embed").arg("text").args(texts).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let rows = lines(&out.stdout);
+        let clip = Clip::load(
+            &ClipSettings {
+                model_dir: Some(repo().join("tests/fixtures/tiny-clip")),
+                text_model_dir: tower.clone(),
+                ..ClipSettings::from_env().unwrap()
+            },
+            Towers::TEXT,
+        )
+        .unwrap();
+        assert_eq!(rows.len(), texts.len());
+        for (row, text) in rows.iter().zip(texts) {
+            assert_eq!(row["text"], text, "echoed exactly");
+            let printed: Vec<f32> = row["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            // The command embeds its arguments as one padded batch, the library this one text
+            // alone: equal up to float summation order.
+            let alone = clip.embed_text(text).unwrap();
+            let dot: f32 = printed.iter().zip(&alone).map(|(a, b)| a * b).sum();
+            let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let cosine = dot / (norm(&printed) * norm(&alone));
+            assert!(cosine > 0.99999, "{text:?} (tower {tower:?}): cosine {cosine}");
+        }
+    }
+}

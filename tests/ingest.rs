@@ -97,6 +97,7 @@ async fn env(test: &str, milvus: MilvusSettings) -> Env {
     let spec = IndexSpec {
         dimension: Encoder::dimension(&clip),
         model: clip.name().to_owned(),
+        text_model: None,
     };
     let index = MilvusIndex::connect(&milvus, spec).await.unwrap_or_else(|e| {
         panic!(
@@ -455,6 +456,7 @@ async fn unreachable_milvus_error() -> Error {
     let spec = IndexSpec {
         dimension: 8,
         model: "m".into(),
+        text_model: None,
     };
     match MilvusIndex::connect(&settings, spec).await {
         Err(e) => e,

@@ -75,6 +75,7 @@ async fn stack() -> Stack {
     let spec = IndexSpec {
         dimension: Encoder::dimension(&clip),
         model: clip.name().to_owned(),
+        text_model: None,
     };
     let index = MilvusIndex::connect(&MilvusSettings::from_env().unwrap(), spec)
         .await

@@ -186,6 +186,7 @@ async fn run_schedule(seed: u64, milvus: &MilvusSettings, restart: Option<&Priva
     let spec = IndexSpec {
         dimension: Encoder::dimension(&clip),
         model: clip.name().to_owned(),
+        text_model: None,
     };
     let mut milvus = milvus.clone();
     milvus.collection = format!("sched_{}", unique("c").replace('-', "_"));

@@ -71,6 +71,7 @@ async fn open_index(collection: &str) -> MilvusIndex {
     let spec = IndexSpec {
         dimension: Encoder::dimension(&clip),
         model: clip.name().to_owned(),
+        text_model: None,
     };
     let index = MilvusIndex::connect(&settings, spec).await.expect("Milvus reachable");
     index.ensure_collection().await.unwrap();

@@ -136,6 +136,7 @@ async fn a_delete_answered_403_is_a_removal_and_never_reaches_the_dead_letter_qu
         IndexSpec {
             dimension: Encoder::dimension(&clip),
             model: clip.name().to_owned(),
+            text_model: None,
         },
     )
     .await

@@ -16,10 +16,7 @@ use clipsearch::Error;
 
 async fn searcher(towers: Towers) -> Searcher<Clip, MilvusIndex, S3Objects> {
     let clip = Clip::load(&common::settings(), towers).expect("tiny-clip");
-    let spec = IndexSpec {
-        dimension: clip.dimension(),
-        model: clip.name().to_owned(),
-    };
+    let spec = IndexSpec::of(&clip);
     let settings = SearchSettings {
         enable_text: towers.text,
         enable_image: towers.image,
@@ -78,6 +75,7 @@ async fn an_unreachable_milvus_is_a_transient_error() {
         IndexSpec {
             dimension: 64,
             model: "tiny-clip".into(),
+            text_model: None,
         },
     )
     .await

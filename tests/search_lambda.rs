@@ -217,12 +217,15 @@ fn score_of(result: &Value) -> f64 {
     result["score"].as_f64().unwrap()
 }
 
+/// Percent-encodes a query-string value: every UTF-8 byte but the unreserved ones.
 fn encode(query: &str) -> String {
     query
-        .replace('%', "%25")
-        .replace(' ', "%20")
-        .replace('/', "%2F")
-        .replace('&', "%26")
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------- behaviour
@@ -273,6 +276,52 @@ async fn text_query_puts_red_circles_first() {
     )
     .await;
     assert_eq!(id_of(&results(&get)[0]), id_of(&hits[0]));
+}
+
+/// Any Unicode query is a query: CJK, accents (composed and combining), Japanese, right-to-left
+/// scripts, emoji with joiners, long text. POST JSON and the GET form answer alike; Chinese,
+/// Japanese and Spanish (languages of the test function's multilingual tower) find the red
+/// circles first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_unicode_query_answers_alike_through_post_and_get() {
+    let corpus = corpus().await;
+    let queries: [(&str, bool); 10] = [
+        ("红色圆形的图片", true),
+        ("一張紅色圓形的照片", true),
+        ("赤い円の写真", true),
+        ("una foto de un círculo rojo", true),
+        ("una foto de un ci\u{301}rculo rojo", false),
+        ("صورة دائرة حمراء", false),
+        ("תמונה של עיגול אדום", false),
+        ("🔴 👩\u{200d}🎨 ⭕️", false),
+        ("\u{202e}a photo of a red circle\u{202c}", false),
+        ("红色圆形 ", false),
+    ];
+    let long = "红色圆形的图片，".repeat(240); // 1920 characters, within the 2000 a query may have
+    for (query, red_circle_first) in queries.iter().copied().chain([(long.as_str(), false)]) {
+        let posted = post_json("/search", json!({"text": query, "top_k": 5, "prefix": corpus.prefix})).await;
+        assert_eq!(posted.status, StatusCode::OK, "{query:?}: {:?}", posted.body);
+        let hits = results(&posted);
+        assert_eq!(hits.len(), 5, "{query:?}");
+        let get = call(
+            Method::GET,
+            &format!("/search?q={}&top_k=5&prefix={}", encode(query), encode(&corpus.prefix)),
+            None,
+            vec![],
+        )
+        .await;
+        assert_eq!(get.status, StatusCode::OK, "{query:?}: {:?}", get.body);
+        let ids = |hits: &[Value]| hits.iter().map(|h| id_of(h).to_owned()).collect::<Vec<_>>();
+        assert_eq!(ids(results(&get)), ids(hits), "GET and POST agree for {query:?}");
+        if red_circle_first {
+            let first = corpus.by_id(id_of(&hits[0])).expect("a seeded image");
+            assert_eq!(
+                (first.colour.as_str(), first.shape.as_str()),
+                ("red", "circle"),
+                "{query:?}: {hits:?}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

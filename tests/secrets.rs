@@ -40,6 +40,7 @@ async fn the_token_comes_from_secrets_manager_when_the_index_connects() {
     let spec = IndexSpec {
         dimension: 8,
         model: "secret-test".into(),
+        text_model: None,
     };
     let settings = MilvusSettings {
         uri: required_env("MILVUS_URI"),

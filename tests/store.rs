@@ -36,11 +36,19 @@ fn settings(collection: &str, index: MilvusIndexKind) -> MilvusSettings {
 }
 
 async fn open_with(collection: &str, dimension: usize, model: &str) -> Result<MilvusIndex, Error> {
+    open_spec(
+        collection,
+        IndexSpec {
+            dimension,
+            model: model.to_owned(),
+            text_model: None,
+        },
+    )
+    .await
+}
+
+async fn open_spec(collection: &str, spec: IndexSpec) -> Result<MilvusIndex, Error> {
     let settings = settings(collection, MilvusIndexKind::Hnsw);
-    let spec = IndexSpec {
-        dimension,
-        model: model.to_owned(),
-    };
     let index = MilvusIndex::connect(&settings, spec).await.unwrap_or_else(|e| {
         panic!(
             "cannot reach Milvus at {} ({e}). Start it with `scripts/milvus.sh up` (or `make \
@@ -106,6 +114,44 @@ async fn ensure_creates_then_reuses_the_collection() {
         let again = open_with(&name, DIM, MODEL).await.expect("reuse");
         again.ensure_collection().await.expect("idempotent");
         index.health().await.expect("healthy");
+    });
+}
+
+/// The collection records the image model and the separate text tower it was created with, as
+/// Milvus itself reports them (read with the SDK, not through our own code).
+#[tokio::test]
+async fn the_collection_records_the_image_model_and_its_text_tower() {
+    let name = unique_collection("towers");
+    let spec = IndexSpec {
+        dimension: DIM,
+        model: MODEL.into(),
+        text_model: Some("tiny-multilingual".into()),
+    };
+    let index = open_spec(&name, spec).await.expect("create");
+    with_cleanup!(index, {
+        let settings = settings(&name, MilvusIndexKind::Hnsw);
+        let client =
+            milvus::v2::prelude::ClientV2::new(&milvus::v2::prelude::ConnectConfig::new().uri(settings.uri.clone()))
+                .await
+                .expect("SDK client");
+        let described = client
+            .describe_collection(
+                milvus::v2::prelude::DescribeCollectionRequest::builder()
+                    .collection_name(&name)
+                    .build()
+                    .unwrap(),
+            )
+            .await
+            .expect("describe");
+        let properties = described.description().get_properties();
+        assert_eq!(properties.get("clipsearch.model").map(String::as_str), Some(MODEL));
+        assert_eq!(
+            properties.get("clipsearch.text_model").map(String::as_str),
+            Some("tiny-multilingual"),
+            "{properties:?}"
+        );
+        // A process without the tower (ingest on Lambda) uses the same collection.
+        open_with(&name, DIM, MODEL).await.expect("same image model, no tower");
     });
 }
 
@@ -584,6 +630,7 @@ async fn an_unreachable_server_is_a_transient_error() {
     let spec = IndexSpec {
         dimension: DIM,
         model: MODEL.into(),
+        text_model: None,
     };
     match MilvusIndex::connect(&settings, spec).await {
         Err(e) => assert!(e.is_transient(), "{e:?}"),

@@ -90,10 +90,7 @@ async fn run(args: SearchArgs) -> Result<bool> {
         ..ClipSettings::from_env()?
     };
     let clip = Clip::load(&clip_settings, towers)?;
-    let spec = IndexSpec {
-        dimension: clip.dimension(),
-        model: clip.name().to_owned(),
-    };
+    let spec = IndexSpec::of(&clip);
     let milvus = MilvusSettings::from_env()?;
     let index = MilvusIndex::connect(&milvus, spec)
         .await

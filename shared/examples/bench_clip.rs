@@ -3,7 +3,13 @@
 //! ```text
 //! cargo run --release --example bench_clip -- --model DIR --images DIR \
 //!     [--batch 8] [--intra-threads T] [--decode-threads N] [--texts N] [--limit N]
+//! cargo run --release --example bench_clip -- --model DIR --text-tower DIR [--texts N] ...
 //! ```
+//!
+//! Without `--images` only the text side is loaded and timed (no image keys in the JSON). With
+//! `--text-tower DIR` texts are embedded by that separate text tower (as
+//! `CLIPSEARCH_TEXT_MODEL_DIR`), paired with `--model`, the image model its `text_tower.json`
+//! names.
 //!
 //! Prints one JSON document, measured the way `tools/reference.py bench` measures (warm-up on
 //! the first two images first, files read from disk inside the timed decode loops):
@@ -24,7 +30,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use clipsearch::clip::{Clip, PreparedImage, Towers};
+use clipsearch::clip::{Clip, ImageEncoder, PreparedImage, Towers};
 use clipsearch::config::ClipSettings;
 use serde_json::json;
 
@@ -33,7 +39,9 @@ const IMAGE_EXTS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif",
 
 struct Args {
     model: PathBuf,
+    /// Empty: text side only.
     images: PathBuf,
+    text_tower: Option<PathBuf>,
     batch: usize,
     intra_threads: usize,
     decode_threads: usize,
@@ -43,8 +51,9 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench_clip --model DIR --images DIR [--batch 8] [--intra-threads T (0 = ORT default)] \
-         [--decode-threads N (0 = all cores)] [--texts 64] [--limit N (0 = all)]"
+        "usage: bench_clip --model DIR [--images DIR (absent: text only)] [--text-tower DIR] [--batch 8] \
+         [--intra-threads T (0 = ORT default)] [--decode-threads N (0 = all cores)] [--texts 64] \
+         [--limit N (0 = all)]"
     );
     std::process::exit(2)
 }
@@ -53,6 +62,7 @@ fn parse_args() -> Result<Args> {
     let mut args = Args {
         model: PathBuf::new(),
         images: PathBuf::new(),
+        text_tower: None,
         batch: 8,
         intra_threads: 0,
         decode_threads: 0,
@@ -73,6 +83,7 @@ fn parse_args() -> Result<Args> {
         match flag.as_str() {
             "--model" => args.model = PathBuf::from(&value),
             "--images" => args.images = PathBuf::from(&value),
+            "--text-tower" => args.text_tower = Some(PathBuf::from(&value)),
             "--batch" => args.batch = number()?.max(1),
             "--intra-threads" => args.intra_threads = number()?,
             "--decode-threads" => args.decode_threads = number()?,
@@ -84,7 +95,7 @@ fn parse_args() -> Result<Args> {
             }
         }
     }
-    if args.model.as_os_str().is_empty() || args.images.as_os_str().is_empty() {
+    if args.model.as_os_str().is_empty() {
         usage();
     }
     Ok(args)
@@ -136,11 +147,7 @@ fn captions(n: usize) -> Vec<String> {
 }
 
 /// `prepare` (file read included) over all files on `workers` threads, in order.
-fn prepare_parallel(
-    encoder: &clipsearch::clip::ImageEncoder,
-    files: &[PathBuf],
-    workers: usize,
-) -> Result<Vec<PreparedImage>> {
+fn prepare_parallel(encoder: &ImageEncoder, files: &[PathBuf], workers: usize) -> Result<Vec<PreparedImage>> {
     let next = AtomicUsize::new(0);
     let slots: Mutex<Vec<Option<PreparedImage>>> = Mutex::new(vec![None; files.len()]);
     let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
@@ -189,27 +196,9 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-fn main() -> Result<()> {
-    let args = parse_args()?;
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let decode_threads = if args.decode_threads == 0 {
-        cores
-    } else {
-        args.decode_threads
-    };
-    let settings = ClipSettings {
-        model_dir: Some(args.model.clone()),
-        intra_threads: args.intra_threads,
-        batch_size: args.batch,
-        decode_threads,
-        ..ClipSettings::from_env()?
-    };
-    let t_load = Instant::now();
-    let clip = Clip::load(&settings, Towers::BOTH).context("loading the model")?;
-    let load_s = t_load.elapsed().as_secs_f64();
-    let image = clip.image()?;
-    let text = clip.text()?;
-
+/// The image-side timings: decode+preprocess (1 and `decode_threads` threads), inference, end to
+/// end, after a warm-up on the first two images.
+fn bench_images(image: &ImageEncoder, args: &Args, decode_threads: usize) -> Result<serde_json::Value> {
     let mut files = list_images(&args.images)?;
     if args.limit > 0 {
         files.truncate(args.limit);
@@ -218,17 +207,12 @@ fn main() -> Result<()> {
         bail!("no images in {}", args.images.display());
     }
     let n = files.len() as f64;
-    let texts = captions(args.texts);
 
-    // Warm-up, as the reference: the first two images end to end, and the text tower.
+    // Warm-up, as the reference: the first two images end to end.
     let warm: Vec<Vec<u8>> = files.iter().take(2).map(std::fs::read).collect::<Result<_, _>>()?;
     for r in image.embed_many(&warm, |_, _| {}) {
         r.context("warm-up image")?;
     }
-    for r in text.embed_many(&texts[..texts.len().min(args.batch)]) {
-        r.context("warm-up text")?;
-    }
-    text.embed("warm up")?;
 
     // (a) decode+preprocess, one thread.
     let t = Instant::now();
@@ -262,9 +246,63 @@ fn main() -> Result<()> {
             bail!("{}: {e}", f.display());
         }
     }
-    drop(blobs);
+    Ok(json!({
+        "images": files.len(),
+        "decode+preprocess_1thread_img_per_s": round2(n / decode_1t_s),
+        "decode+preprocess_1thread_ms_per_image": round2(1e3 * decode_1t_s / n),
+        "decode+preprocess_img_per_s": round2(n / decode_nt_s),
+        "decode+preprocess_ms_per_image": round2(1e3 * decode_nt_s / n),
+        "inference_img_per_s": round2(n / infer_s),
+        "end_to_end_img_per_s": round2(n / e2e_s),
+        "ms_per_image_end_to_end": round2(1e3 * e2e_s / n),
+    }))
+}
 
-    // Texts: batched, then one at a time.
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let decode_threads = if args.decode_threads == 0 {
+        cores
+    } else {
+        args.decode_threads
+    };
+    let settings = ClipSettings {
+        model_dir: Some(args.model.clone()),
+        text_model_dir: args.text_tower.clone(),
+        intra_threads: args.intra_threads,
+        batch_size: args.batch,
+        decode_threads,
+        ..ClipSettings::from_env()?
+    };
+    let with_images = !args.images.as_os_str().is_empty();
+    let towers = if with_images { Towers::BOTH } else { Towers::TEXT };
+    let t_load = Instant::now();
+    let clip = Clip::load(&settings, towers).context("loading the model")?;
+    let load_s = t_load.elapsed().as_secs_f64();
+    let text = clip.text()?;
+    let texts = captions(args.texts);
+
+    let mut report = json!({
+        "model": args.model.display().to_string(),
+        "text_model": clip.text_model_name(),
+        "batch": args.batch,
+        "intra_threads": if args.intra_threads == 0 { json!("ort default (all cores)") } else { json!(args.intra_threads) },
+        "decode_threads": decode_threads,
+        "cpu_count": cores,
+        "model_load_s": round2(load_s),
+    });
+    if with_images {
+        let images = bench_images(clip.image()?, &args, decode_threads)?;
+        for (k, v) in images.as_object().expect("an object") {
+            report[k] = v.clone();
+        }
+    }
+
+    // Texts: warm-up, batched, then one at a time.
+    for r in text.embed_many(&texts[..texts.len().min(args.batch)]) {
+        r.context("warm-up text")?;
+    }
+    text.embed("warm up")?;
     let t = Instant::now();
     for r in text.embed_many(&texts) {
         r?;
@@ -277,26 +315,10 @@ fn main() -> Result<()> {
     let text_single_s = t.elapsed().as_secs_f64();
 
     let nt = texts.len().max(1) as f64;
-    let report = json!({
-        "model": args.model.display().to_string(),
-        "images": files.len(),
-        "batch": args.batch,
-        "intra_threads": if args.intra_threads == 0 { json!("ort default (all cores)") } else { json!(args.intra_threads) },
-        "decode_threads": decode_threads,
-        "cpu_count": cores,
-        "model_load_s": round2(load_s),
-        "decode+preprocess_1thread_img_per_s": round2(n / decode_1t_s),
-        "decode+preprocess_1thread_ms_per_image": round2(1e3 * decode_1t_s / n),
-        "decode+preprocess_img_per_s": round2(n / decode_nt_s),
-        "decode+preprocess_ms_per_image": round2(1e3 * decode_nt_s / n),
-        "inference_img_per_s": round2(n / infer_s),
-        "end_to_end_img_per_s": round2(n / e2e_s),
-        "ms_per_image_end_to_end": round2(1e3 * e2e_s / n),
-        "texts": texts.len(),
-        "text_batch_per_s": round2(nt / text_batch_s),
-        "text_one_at_a_time_per_s": round2(nt / text_single_s),
-        "peak_rss_mib": peak_rss_mib().map(round2),
-    });
+    report["texts"] = json!(texts.len());
+    report["text_batch_per_s"] = json!(round2(nt / text_batch_s));
+    report["text_one_at_a_time_per_s"] = json!(round2(nt / text_single_s));
+    report["peak_rss_mib"] = json!(peak_rss_mib().map(round2));
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

@@ -363,6 +363,7 @@ async fn main() -> anyhow::Result<()> {
     let spec = IndexSpec {
         dimension: dim,
         model: "bench".into(),
+        text_model: None,
     };
     eprintln!("Milvus at {}; settings {base:?}", base.uri);
 

@@ -848,6 +848,7 @@ mod tests {
         let index = MemoryIndex::new(IndexSpec {
             dimension: 4,
             model: "fake".into(),
+            text_model: None,
         });
         for n in 0..4u8 {
             index

@@ -88,6 +88,18 @@ try {
     await page.screenshot({ path: join(shots, "search-cjk-results.png"), fullPage: true });
   }
 
+  // A right-to-left query with an emoji: the box takes the script's direction, the status line
+  // shows the query isolated inside the English sentence, and results come back.
+  const rtl = "صورة دائرة حمراء 🔴";
+  await page.fill("#text", rtl);
+  check(await page.$eval("#text", (el) => getComputedStyle(el).direction) === "rtl", "an Arabic query is typed right to left");
+  await page.click("#text-submit");
+  await page.waitForFunction((q) => document.querySelector("#status").textContent.includes(`“\u2068${q}\u2069”`), rtl, { timeout: 60_000 });
+  const rtlCards = await gridShown();
+  check(rtlCards.length === 12, `an Arabic query shows results (got ${rtlCards.length})`);
+  check(/^\d+ results for “/.test(await page.textContent("#status")), "the sentence around it stays left to right");
+  await page.screenshot({ path: join(shots, "search-rtl-results.png"), fullPage: true });
+
   // Image search: choose a file as a user would through the drop area's file picker.
   const [chooser] = await Promise.all([page.waitForEvent("filechooser"), page.click("#drop")]);
   await chooser.setFiles(queryImage);

@@ -30,6 +30,8 @@ GRANTS = {
     "uploads.write": ("s3:PutObject", IMAGES + "/${ImagePrefix}${UploadPrefix}*", None),
     "model.read": ("s3:GetObject", "arn:${AWS::Partition}:s3:::${ModelBucket}/${ModelPrefix}*", None),
     "model.list": ("s3:ListBucket", "arn:${AWS::Partition}:s3:::${ModelBucket}", "${ModelPrefix}*"),
+    "text-model.read": ("s3:GetObject", "arn:${AWS::Partition}:s3:::${ModelBucket}/${TextModelPrefix}*", None),
+    "text-model.list": ("s3:ListBucket", "arn:${AWS::Partition}:s3:::${ModelBucket}", "${TextModelPrefix}*"),
     "token.read": (
         "secretsmanager:GetSecretValue",
         "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${MilvusTokenSecretName}-??????",
@@ -45,17 +47,17 @@ ROLES = {"IngestFunction": "ingest", "SearchFunction": "search"}
 
 # (file, enclosing fn, operation) -> {role: [grants]}; {} = reached by no deployed role.
 CALL_SITES = {
-    # S3Objects::list_page: the model download (both), and the missing-or-forbidden check of
-    # ObjectSource::head after a 403 (ingest).
+    # S3Objects::list_page: the model download (both; search also lists its text tower), and
+    # the missing-or-forbidden check of ObjectSource::head after a 403 (ingest).
     ("shared/src/objects/s3.rs", "list_page", "list_objects_v2"): {
         "ingest": ["images.list", "model.list"],
-        "search": ["model.list"],
+        "search": ["model.list", "text-model.list"],
     },
     # S3Objects::get: image bytes (ingest: the event's object; search: `image_url` queries) and
-    # model files (both).
+    # model files (both; search also its text tower's).
     ("shared/src/objects/s3.rs", "get", "get_object"): {
         "ingest": ["images.read", "model.read"],
-        "search": ["images.read", "model.read"],
+        "search": ["images.read", "model.read", "text-model.read"],
     },
     ("shared/src/objects/s3.rs", "head_unbounded", "head_object"): {"ingest": ["images.read"]},
     # Presigned GETs of results: the browser reads with the role's signature.
@@ -163,11 +165,13 @@ def role_grants(template, resource):
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
                 prefix = statement.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
-                prefix = text(prefix) if prefix is not None else None
+                prefixes = [None] if prefix is None else [
+                    text(p) for item in (prefix if isinstance(prefix, list) else [prefix]) for p in flatten(item)]
                 for action in actions:
                     for r in resources:
                         for option in flatten(r):
-                            grants.append((action, text(option), prefix))
+                            for one in prefixes:
+                                grants.append((action, text(option), one))
     return grants
 
 

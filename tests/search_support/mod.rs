@@ -116,10 +116,7 @@ pub async fn seed(what: &str, count: usize, seed: u64) -> Corpus {
     ]);
     let labels = common::read_jsonl(&dir.join("labels.jsonl"));
     let clip = common::tiny_clip();
-    let spec = IndexSpec {
-        dimension: clip.dimension(),
-        model: clip.name().to_owned(),
-    };
+    let spec = IndexSpec::of(&clip);
     let index = milvus(spec.clone()).await;
     let s3 = s3().await;
     let bucket = bucket();

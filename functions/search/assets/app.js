@@ -75,6 +75,7 @@
       const key = document.createElement("span");
       key.className = "key";
       key.textContent = hit.key.split("/").pop();
+      key.dir = "auto";
       key.title = `s3://${hit.bucket}/${hit.key} · ${hit.width}×${hit.height}`;
       meta.append(score, key);
       const more = document.createElement("button");
@@ -88,8 +89,12 @@
     results.replaceChildren(...cards);
   }
 
+  // A query or key in a right-to-left script is isolated (U+2068 … U+2069), so it neither flips
+  // the sentence around it nor takes its punctuation.
+  const isolate = (text) => `\u2068${text}\u2069`;
+
   function searchText(text) {
-    run(`“${text}”`, () => call(api("/search"), {
+    run(`“${isolate(text)}”`, () => call(api("/search"), {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ text, ...options() }),
@@ -97,7 +102,7 @@
   }
 
   function searchById(id, label) {
-    run(`images like ${label}`, () => call(api("/search"), {
+    run(`images like ${isolate(label)}`, () => call(api("/search"), {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ id, ...options() }),

@@ -49,10 +49,7 @@ pub async fn from_env() -> anyhow::Result<SearchApp> {
     let clip = tokio::task::spawn_blocking(move || Clip::load(&clip_settings, towers))
         .await
         .context("loading the model")??;
-    let spec = IndexSpec {
-        dimension: clip.dimension(),
-        model: clip.name().to_owned(),
-    };
+    let spec = IndexSpec::of(&clip);
     let model_ms = started.elapsed().as_secs_f64() * 1000.0;
     let index = LazyMilvus::new(MilvusSettings::from_env()?, spec);
     index.warm_up(started).await;

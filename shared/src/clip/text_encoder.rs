@@ -46,6 +46,8 @@ struct TextInput {
     name: String,
     fill: Fill,
     is_i32: bool,
+    /// The declared shape; a positive dimension is fixed by the graph.
+    shape: Vec<i64>,
 }
 
 pub struct TextEncoder {
@@ -105,11 +107,10 @@ impl TextEncoder {
         )?;
         let tm = text_model;
         let inputs = text_inputs(session.inputs()).map_err(|e| model_err(tm, e))?;
-        let ids_shape: Vec<i64> = session
-            .inputs()
+        let ids_shape = inputs
             .iter()
-            .find(|i| Fill::of(i.name()) == Some(Fill::Ids) || session.inputs().len() == 1)
-            .and_then(|i| i.dtype().tensor_shape().map(|s| s.to_vec()))
+            .find(|i| i.fill == Fill::Ids)
+            .map(|i| i.shape.clone())
             .unwrap_or_default();
         let fixed_len = match ids_shape.get(1) {
             Some(&n) if n > 0 => Some(n as usize),
@@ -303,6 +304,7 @@ fn text_inputs(declared: &[ort::value::Outlet]) -> std::result::Result<Vec<TextI
             name: input.name().to_string(),
             fill,
             is_i32,
+            shape: input.dtype().tensor_shape().map(|s| s.to_vec()).unwrap_or_default(),
         });
     }
     if inputs.iter().filter(|i| i.fill == Fill::Ids).count() != 1 {

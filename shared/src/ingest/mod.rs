@@ -146,10 +146,7 @@ impl ClipIngestor {
         let encoder = tokio::task::spawn_blocking(move || Clip::load(&clip, Towers::IMAGE))
             .await
             .map_err(|e| Error::Config(format!("loading the model panicked: {e}")))??;
-        let spec = IndexSpec {
-            dimension: Encoder::dimension(&encoder),
-            model: encoder.model_name().to_owned(),
-        };
+        let spec = IndexSpec::of(&encoder);
         let index = LazyMilvus::new(MilvusSettings::from_env()?, spec);
         Ok(Ingestor::new(Arc::new(encoder), index, objects, max_image_bytes)
             .with_concurrency(env_parse("CLIPSEARCH_INGEST_CONCURRENCY", DEFAULT_CONCURRENCY)?))
@@ -652,6 +649,7 @@ mod tests {
         let spec = IndexSpec {
             dimension: 2,
             model: "fake".into(),
+            text_model: None,
         };
         Ingestor::new(
             Arc::new(FakeEncoder {

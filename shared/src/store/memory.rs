@@ -169,6 +169,7 @@ mod tests {
             let index = MemoryIndex::new(IndexSpec {
                 dimension: 2,
                 model: "m".into(),
+                text_model: None,
             });
             index.upsert(record('a', vec![1.0, 0.0], &["x/1"])).await.unwrap();
             index.upsert(record('b', vec![0.0, 1.0], &["y/1"])).await.unwrap();

@@ -185,7 +185,24 @@ pub struct SearchHit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexSpec {
     pub dimension: usize,
+    /// The image model whose vectors the rows hold.
     pub model: String,
+    /// A separate text tower that queries this image space (recorded at creation); `None`
+    /// when the model embeds its own text.
+    pub text_model: Option<String>,
+}
+
+impl IndexSpec {
+    /// The spec of whatever the encoder writes and queries with.
+    pub fn of(encoder: &impl crate::clip::Encoder) -> Self {
+        let model = encoder.model_name().to_owned();
+        let text_model = Some(encoder.text_model_name().to_owned()).filter(|t| *t != model);
+        Self {
+            dimension: encoder.dimension(),
+            model,
+            text_model,
+        }
+    }
 }
 
 /// The operations ingest, search and the CLI need from the index.
@@ -364,6 +381,7 @@ mod tests {
         IndexSpec {
             dimension: 3,
             model: "m".into(),
+            text_model: None,
         }
     }
 

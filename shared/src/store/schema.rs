@@ -29,6 +29,10 @@ pub const MODEL: &str = "model";
 
 /// Collection property naming the model whose vectors the collection holds.
 pub const MODEL_PROPERTY: &str = "clipsearch.model";
+/// Collection property naming the separate text tower the creating process queried with (absent
+/// when the model embeds its own text). Informational: any tower declaring `MODEL_PROPERTY`'s
+/// image model may query the collection, which the tower's own check guarantees.
+pub const TEXT_MODEL_PROPERTY: &str = "clipsearch.text_model";
 /// Collection property with the layout version of this schema.
 pub const SCHEMA_VERSION_PROPERTY: &str = "clipsearch.schema_version";
 /// 1: one record per content with a location list (clipsearch 0.1); 2: one row per object.
@@ -95,14 +99,24 @@ pub fn collection_schema(spec: &IndexSpec) -> Result<CollectionSchema> {
 }
 
 pub fn description(spec: &IndexSpec) -> String {
-    format!("clipsearch images: model={} dimension={}", spec.model, spec.dimension)
+    match &spec.text_model {
+        Some(text_model) => format!(
+            "clipsearch images: model={} text_model={text_model} dimension={}",
+            spec.model, spec.dimension
+        ),
+        None => format!("clipsearch images: model={} dimension={}", spec.model, spec.dimension),
+    }
 }
 
 pub fn properties(spec: &IndexSpec) -> HashMap<String, String> {
-    HashMap::from([
+    let mut properties = HashMap::from([
         (MODEL_PROPERTY.to_owned(), spec.model.clone()),
         (SCHEMA_VERSION_PROPERTY.to_owned(), SCHEMA_VERSION.to_owned()),
-    ])
+    ]);
+    if let Some(text_model) = &spec.text_model {
+        properties.insert(TEXT_MODEL_PROPERTY.to_owned(), text_model.clone());
+    }
+    properties
 }
 
 /// Refuses (with [`Error::SchemaMismatch`]) a collection whose vectors could not have come
