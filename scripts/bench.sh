@@ -15,6 +15,7 @@
 #   BENCH_ROUNDS   rounds per model (default 3); the table shows medians
 #   BENCH_IMAGES   number of 12 MP JPEGs (default 16)
 #   BENCH_TEXTS    number of captions for text embeddings/s (default 64)
+#   BENCH_IMAGE_SET  12mp (default: 4000x3000 JPEGs) or 1mp (1152x864)
 #   BENCH_MODELS   CLIP section models (default "tiny-clip vitb32"; also tiny-siglip, tiny-chinese-clip,
 #                  tiny-multilingual, and the full-size random-weight siglip-base, chinese-clip-base,
 #                  multilingual-tower, generated into BENCH_DIR on first use). A text tower alone
@@ -52,14 +53,23 @@ ensure_bench_venv() {
 # ---------------------------------------------------------------------------------------------
 # CLIP encoders (issue 2): decode+preprocess, inference, end to end on 12 MP JPEGs, text/s.
 # ---------------------------------------------------------------------------------------------
+# The JPEG set of BENCH_IMAGE_SET: 12mp (4000x3000 phone photos, the default) or 1mp (1152x864).
+clip_image_dir() { echo "$BENCH_DIR/jpeg${BENCH_IMAGE_SET:-12mp}"; }
+
 clip_images() {
-  local dir=$BENCH_DIR/jpeg12mp stamp want
+  local dir stamp want size
+  dir=$(clip_image_dir)
+  case ${BENCH_IMAGE_SET:-12mp} in
+    12mp) size=4000x3000 ;;
+    1mp) size=1152x864 ;;
+    *) echo "BENCH_IMAGE_SET=${BENCH_IMAGE_SET} (12mp or 1mp)" >&2; exit 2 ;;
+  esac
   stamp=$dir/.stamp
-  want="$(sha256sum tools/make_bench_images.py | cut -d' ' -f1) count=$BENCH_IMAGES"
+  want="$(sha256sum tools/make_bench_images.py | cut -d' ' -f1) count=$BENCH_IMAGES size=$size"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    step "$BENCH_IMAGES 12 MP JPEGs in $dir (tools/make_bench_images.py)"
+    step "$BENCH_IMAGES $size JPEGs in $dir (tools/make_bench_images.py)"
     rm -rf "$dir"
-    "$PY" tools/make_bench_images.py "$dir" --count "$BENCH_IMAGES" | tail -1 >&2
+    "$PY" tools/make_bench_images.py "$dir" --count "$BENCH_IMAGES" --size "$size" | tail -1 >&2
     echo "$want" > "$stamp"
   fi
 }
@@ -87,10 +97,27 @@ clip_random_model() {
   fi
 }
 
+# vitb32-int8: the random ViT-B/32 quantized by tools/quantize_model.py (BENCH_INT8_MODE, default
+# dynamic), beside it in BENCH_DIR; re-made when the quantizer or the fp32 model changes.
+clip_int8_model() {
+  local fp32=$BENCH_DIR/vitb32 out=$BENCH_DIR/vitb32-int8 want
+  clip_random_model vitb32
+  want="$(sha256sum tools/quantize_model.py | cut -d' ' -f1) $(cat "$fp32/.stamp") mode=${BENCH_INT8_MODE:-dynamic}"
+  if [ "$(cat "$out/.stamp" 2>/dev/null)" != "$want" ]; then
+    ensure_bench_venv
+    step "int8 ViT-B/32 in $out (tools/quantize_model.py --mode ${BENCH_INT8_MODE:-dynamic})"
+    rm -rf "$out.tmp"
+    "$PY_BENCH" tools/quantize_model.py "$fp32" "$out.tmp" --mode "${BENCH_INT8_MODE:-dynamic}" >&2
+    echo "$want" > "$out.tmp/.stamp"
+    rm -rf "$out"
+    mv "$out.tmp" "$out"
+  fi
+}
+
 clip_model_dir() {
   case $1 in
     tiny-clip | tiny-siglip | tiny-chinese-clip | tiny-multilingual) echo "$ROOT/tests/fixtures/$1" ;;
-    vitb32 | siglip-base | chinese-clip-base | multilingual-tower) echo "$BENCH_DIR/$1" ;;
+    vitb32 | vitb32-int8 | siglip-base | chinese-clip-base | multilingual-tower) echo "$BENCH_DIR/$1" ;;
     *) echo "$1" ;;
   esac
 }
@@ -134,10 +161,12 @@ bench_clip() {
   cargo build --release --quiet -p clipsearch --example bench_clip
   local rust_bin=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_clip
   clip_images
-  local images=$BENCH_DIR/jpeg12mp model dir round timer=clip_no_rss paired rust_args
+  local images model dir round timer=clip_no_rss paired rust_args
+  images=$(clip_image_dir)
   for model in $models; do
     case $model in
       vitb32 | siglip-base | chinese-clip-base) clip_random_model "$model" ;;
+      vitb32-int8) clip_int8_model ;;
       multilingual-tower) clip_random_model vitb32 && clip_random_model "$model" ;; # paired with vitb32
     esac
   done

@@ -50,8 +50,14 @@ fn resolve(value: &Value) -> &Value {
     }
 }
 
-/// A small structural JSON-schema check: type, required, properties, items, enum.
+/// A small structural JSON-schema check: type, required, properties, items, enum, oneOf.
 fn check_schema(schema: &Value, value: &Value, at: &str) {
+    if let Err(problem) = schema_fit(schema, value, at) {
+        panic!("{problem}");
+    }
+}
+
+fn schema_fit(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     let schema = resolve(schema);
     if let Some(kind) = schema.get("type").and_then(Value::as_str) {
         let ok = match kind {
@@ -63,29 +69,43 @@ fn check_schema(schema: &Value, value: &Value, at: &str) {
             "boolean" => value.is_boolean(),
             _ => true,
         };
-        assert!(ok, "{at}: expected {kind}, got {value}");
+        if !ok {
+            return Err(format!("{at}: expected {kind}, got {value}"));
+        }
+    }
+    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
+        let fits: Vec<Result<(), String>> = options.iter().map(|o| schema_fit(o, value, at)).collect();
+        if !fits.iter().any(Result::is_ok) {
+            let why: Vec<String> = fits.into_iter().filter_map(Result::err).collect();
+            return Err(format!("{at}: fits none of oneOf: {}", why.join(" / ")));
+        }
     }
     if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-        assert!(options.contains(value), "{at}: {value} not in {options:?}");
+        if !options.contains(value) {
+            return Err(format!("{at}: {value} not in {options:?}"));
+        }
     }
     if let Some(required) = schema.get("required").and_then(Value::as_array) {
         for name in required {
             let name = name.as_str().unwrap();
-            assert!(value.get(name).is_some(), "{at}: missing required {name:?} in {value}");
+            if value.get(name).is_none() {
+                return Err(format!("{at}: missing required {name:?} in {value}"));
+            }
         }
     }
     if let (Some(properties), Some(object)) = (schema.get("properties"), value.as_object()) {
         for (name, sub) in object {
             if let Some(sub_schema) = properties.get(name) {
-                check_schema(sub_schema, sub, &format!("{at}.{name}"));
+                schema_fit(sub_schema, sub, &format!("{at}.{name}"))?;
             }
         }
     }
     if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
         for (i, item) in array.iter().enumerate() {
-            check_schema(items, item, &format!("{at}[{i}]"));
+            schema_fit(items, item, &format!("{at}[{i}]"))?;
         }
     }
+    Ok(())
 }
 
 /// The documented operation for a concrete path (`/images/abc` matches `/images/{id}`).
@@ -322,6 +342,63 @@ async fn any_unicode_query_answers_alike_through_post_and_get() {
             );
         }
     }
+}
+
+/// Several queries in one request: each answered as it would be alone, in order; a wrong one
+/// gets its own error and the rest are still answered; limits are 400s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_answers_each_query_as_alone() {
+    let corpus = corpus().await;
+    let prefix = corpus.prefix.as_str();
+    let alone = post_json(
+        "/search",
+        json!({"text": "a photo of a red circle", "top_k": 3, "prefix": prefix}),
+    )
+    .await;
+    let some_id = id_of(&results(&alone)[0]).to_owned();
+    let batch = post_json(
+        "/search/batch",
+        json!({"queries": [
+            {"text": "a photo of a red circle", "top_k": 3, "prefix": prefix},
+            {"text": "红色圆形的图片", "top_k": 3, "prefix": prefix},
+            {"text": "", "prefix": prefix},
+            {"id": some_id, "top_k": 2, "prefix": prefix},
+            {"text": "a photo of a red circle", "top_k": 3, "prefix": prefix},
+            {"id": "not-an-id"},
+        ]}),
+    )
+    .await;
+    assert_eq!(batch.status, StatusCode::OK, "{}", batch.body);
+    let items = batch.body["responses"].as_array().expect("responses");
+    assert_eq!(items.len(), 6);
+    let ids = |item: &Value| -> Vec<String> {
+        item["results"]
+            .as_array()
+            .unwrap_or_else(|| panic!("results in {item}"))
+            .iter()
+            .map(|h| id_of(h).to_owned())
+            .collect()
+    };
+    let alone_ids: Vec<String> = results(&alone).iter().map(|h| id_of(h).to_owned()).collect();
+    assert_eq!(ids(&items[0]), alone_ids, "a batched text query answers as alone");
+    assert_eq!(ids(&items[4]), alone_ids, "and so does its repeat");
+    let first = corpus.by_id(&ids(&items[1])[0]).expect("a seeded image");
+    assert_eq!((first.colour.as_str(), first.shape.as_str()), ("red", "circle"));
+    assert_eq!(items[2]["status"], 400, "{}", items[2]);
+    assert_eq!(items[2]["error"]["code"], "empty_text", "{}", items[2]);
+    assert_eq!(ids(&items[3]).len(), 2);
+    assert!(
+        !ids(&items[3]).contains(&some_id),
+        "more like this leaves the image out"
+    );
+    assert_eq!(items[5]["status"], 400, "{}", items[5]);
+
+    let none = post_json("/search/batch", json!({"queries": []})).await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST);
+    let many: Vec<Value> = (0..33).map(|i| json!({"text": format!("query {i}")})).collect();
+    let too_many = post_json("/search/batch", json!({ "queries": many })).await;
+    assert_eq!(too_many.status, StatusCode::BAD_REQUEST);
+    assert!(too_many.body["error"]["message"].as_str().unwrap().contains("32"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -988,7 +1065,7 @@ async fn every_documented_route_exists() {
             seen.insert(format!("{method} {path}"));
         }
     }
-    assert_eq!(seen.len(), 7, "{seen:?}");
+    assert_eq!(seen.len(), 8, "{seen:?}");
     let page = call(Method::GET, "/", None, vec![]).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.as_str().unwrap().contains("<title>clipsearch</title>"));

@@ -39,7 +39,7 @@ def crop_box(rng, sw, sh, aspect):
     return (x, y, x + cw, y + ch)
 
 
-def make(i, seed):
+def make(i, seed, W=W, H=H):
     rng = np.random.default_rng(seed * 1000 + i)
     name = PHOTOS[i % len(PHOTOS)]
     src = Image.open(os.path.join(SOURCES, name)).convert("RGB")
@@ -87,11 +87,13 @@ def main():
     ap.add_argument("--count", type=int, default=16)
     ap.add_argument("--quality", type=int, default=90)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--size", default=f"{W}x{H}", help="landscape WxH (portrait images swap it); 1152x864 is 1 MP")
     a = ap.parse_args()
+    width, height = (int(v) for v in a.size.lower().split("x"))
     os.makedirs(a.out, exist_ok=True)
     total = 0
     for i in range(a.count):
-        img, exif, name = make(i, a.seed)
+        img, exif, name = make(i, a.seed, width, height)
         path = os.path.join(a.out, f"bench_{i:03d}.jpg")
         tmp = path + ".tmp"
         img.save(tmp, "JPEG", quality=a.quality, subsampling="4:2:0", optimize=False, progressive=False,

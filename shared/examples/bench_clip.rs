@@ -272,6 +272,9 @@ fn main() -> Result<()> {
         intra_threads: args.intra_threads,
         batch_size: args.batch,
         decode_threads,
+        // The bench embeds the same captions again and again: it measures the model, so no
+        // query cache (BENCHMARKS.md's query-cache rows measure that separately).
+        query_cache_entries: 0,
         ..ClipSettings::from_env()?
     };
     let with_images = !args.images.as_os_str().is_empty();

@@ -48,7 +48,12 @@ pub struct ClipSettings {
     pub batch_size: usize,
     /// `CLIPSEARCH_DECODE_THREADS`: threads decoding images in `embed_many` (0 = all cores).
     pub decode_threads: usize,
+    /// `CLIPSEARCH_QUERY_CACHE_SIZE`: text embeddings kept per text model (0 = no cache).
+    pub query_cache_entries: usize,
 }
+
+/// 1024 embeddings of 512–768 floats: 2–3 MB.
+pub const DEFAULT_QUERY_CACHE_ENTRIES: usize = 1024;
 
 pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 50 * 1024 * 1024;
 /// Pillow's own decompression-bomb threshold is ~89 MP; 100 MP admits every real camera.
@@ -66,6 +71,7 @@ impl ClipSettings {
             max_image_pixels: env_parse("CLIPSEARCH_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)?,
             batch_size: env_parse("CLIPSEARCH_BATCH_SIZE", 8usize)?.max(1),
             decode_threads: env_parse("CLIPSEARCH_DECODE_THREADS", 0usize)?,
+            query_cache_entries: env_parse("CLIPSEARCH_QUERY_CACHE_SIZE", DEFAULT_QUERY_CACHE_ENTRIES)?,
         })
     }
 }
@@ -82,6 +88,7 @@ impl Default for ClipSettings {
             max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
             batch_size: 8,
             decode_threads: 0,
+            query_cache_entries: DEFAULT_QUERY_CACHE_ENTRIES,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use clipsearch::clip::Encoder;
 use clipsearch::deadline;
 use clipsearch::objects::{ObjectSource, Presigner};
-use clipsearch::search::Searcher;
+use clipsearch::search::{BatchBody, SearchResponse, Searcher};
 use clipsearch::store::ImageIndex;
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -26,6 +26,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("GET", "/search"),
     ("POST", "/search"),
+    ("POST", "/search/batch"),
     ("GET", "/images/{id}"),
     ("POST", "/uploads"),
 ];
@@ -154,16 +155,16 @@ where
                 let answer = self.searcher.search(params).await?;
                 Ok(json(StatusCode::OK, &answer))
             }
+            "/search/batch" => {
+                let body = self.json_post_body(&request)?;
+                let queries = BatchBody::from_json(body)?.into_params(self.searcher.settings());
+                tracing::info!(queries = queries.len(), "batch search");
+                let answers = self.searcher.search_many(queries).await;
+                Ok(json(StatusCode::OK, &batch_answer(answers)))
+            }
             "/uploads" => {
-                if method != Method::POST {
-                    return Err(ApiError::method_not_allowed("POST"));
-                }
-                self.check_size(&request)?;
-                let (essence, full) = request::media_type(&request);
-                if !(essence.is_empty() || essence == "application/json") {
-                    return Err(ApiError::unsupported_media_type(&full));
-                }
-                let body: UploadBody = serde_json::from_slice(request.body().as_ref())
+                let body = self.json_post_body(&request)?;
+                let body: UploadBody = serde_json::from_slice(body)
                     .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
                 let ticket = self.searcher.upload(&body.filename, &body.content_type).await?;
                 Ok(json(StatusCode::OK, &ticket))
@@ -177,6 +178,19 @@ where
                 _ => Err(ApiError::route_not_found(p)),
             },
         }
+    }
+
+    /// The body of a POST route that takes JSON only (a missing content type counts as JSON).
+    fn json_post_body<'r>(&self, request: &'r Request) -> Result<&'r [u8], ApiError> {
+        if request.method() != Method::POST {
+            return Err(ApiError::method_not_allowed("POST"));
+        }
+        self.check_size(request)?;
+        let (essence, full) = request::media_type(request);
+        if !(essence.is_empty() || essence == "application/json") {
+            return Err(ApiError::unsupported_media_type(&full));
+        }
+        Ok(request.body().as_ref())
     }
 
     fn check_size(&self, request: &Request) -> Result<(), ApiError> {
@@ -214,6 +228,25 @@ where
         };
         json(status, &body)
     }
+}
+
+/// One item per query: its answer, or its error as `{"error": {code, message}, "status"}` (the
+/// status it would have had alone).
+fn batch_answer(answers: Vec<clipsearch::Result<SearchResponse>>) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = answers
+        .into_iter()
+        .map(|answer| match answer {
+            Ok(response) => serde_json::to_value(response).unwrap_or_default(),
+            Err(error) => {
+                let api = ApiError::from(error);
+                serde_json::json!({
+                    "error": {"code": api.code, "message": api.message},
+                    "status": api.status.as_u16(),
+                })
+            }
+        })
+        .collect();
+    serde_json::json!({ "responses": items })
 }
 
 /// `/search/` and `/search` are the same route; `//x` is `/x`.

@@ -6,6 +6,7 @@ pub mod family;
 pub mod image_encoder;
 pub mod model_dir;
 pub mod preprocess;
+pub mod query_cache;
 pub mod runtime;
 pub mod text_encoder;
 
@@ -176,6 +177,10 @@ pub trait Encoder: Send + Sync {
     fn dimension(&self) -> usize;
     fn embed_image(&self, bytes: &[u8]) -> Result<ImageEmbedding>;
     fn embed_text(&self, text: &str) -> Result<Embedding>;
+    /// One result per text, in order (the real encoder runs them as padded batches).
+    fn embed_texts(&self, texts: &[String]) -> Vec<Result<Embedding>> {
+        texts.iter().map(|t| self.embed_text(t)).collect()
+    }
 }
 
 impl Encoder for Clip {
@@ -197,6 +202,16 @@ impl Encoder for Clip {
 
     fn embed_text(&self, text: &str) -> Result<Embedding> {
         self.text()?.embed(text)
+    }
+
+    fn embed_texts(&self, texts: &[String]) -> Vec<Result<Embedding>> {
+        match self.text() {
+            Ok(text) => text.embed_many(texts),
+            Err(e) => {
+                let message = e.to_string();
+                texts.iter().map(|_| Err(Error::Config(message.clone()))).collect()
+            }
+        }
     }
 }
 

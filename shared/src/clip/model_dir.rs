@@ -45,6 +45,22 @@ pub fn is_unused_tower_file(relative: &str, towers: crate::clip::Towers) -> bool
     (!towers.image && of(VISION_CANDIDATES)) || (!towers.text && of(TEXT_CANDIDATES))
 }
 
+/// A model's name is its directory's; a quantized copy (`quantization.json`, written by
+/// tools/quantize_model.py) also carries its precision, so its vectors can never be taken for
+/// the original's: `clip-vit-base-patch32-int8`, whatever the directory is called.
+fn quantized_name(name: String, quantization: Option<&serde_json::Value>) -> std::result::Result<String, String> {
+    let Some(quantization) = quantization else {
+        return Ok(name);
+    };
+    let precision = quantization
+        .get("precision")
+        .and_then(serde_json::Value::as_str)
+        .filter(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()))
+        .ok_or_else(|| "quantization.json: expected a \"precision\" such as \"int8\"".to_string())?;
+    let suffix = format!("-{precision}");
+    Ok(if name.ends_with(&suffix) { name } else { name + &suffix })
+}
+
 /// Which resampling filter the processor asks for (PIL's numbering in `resample`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resample {
@@ -408,6 +424,7 @@ impl ModelDir {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".to_string());
+        let name = quantized_name(name, optional("quantization.json")?.as_ref()).map_err(err)?;
         let (vision_model, text_model) = (find(VISION_CANDIDATES), find(TEXT_CANDIDATES));
         if vision_model.is_none() && text_model.is_none() {
             return Err(err(format!(
@@ -458,6 +475,19 @@ impl ModelDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quantized_copy_is_named_with_its_precision() {
+        let int8 = serde_json::json!({"precision": "int8", "mode": "dynamic"});
+        assert_eq!(quantized_name("vitb32".into(), None).unwrap(), "vitb32");
+        assert_eq!(quantized_name("vitb32".into(), Some(&int8)).unwrap(), "vitb32-int8");
+        assert_eq!(
+            quantized_name("vitb32-int8".into(), Some(&int8)).unwrap(),
+            "vitb32-int8"
+        );
+        assert!(quantized_name("x".into(), Some(&serde_json::json!({"mode": "dynamic"}))).is_err());
+        assert!(quantized_name("x".into(), Some(&serde_json::json!({"precision": "../x"}))).is_err());
+    }
 
     #[test]
     fn the_unused_tower_files_are_named_by_the_candidates() {

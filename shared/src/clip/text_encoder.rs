@@ -1,5 +1,6 @@
 //! The text tower: text → the family's tokens → ONNX → unit vector.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use ort::session::Session;
@@ -9,6 +10,7 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 use super::family::Padding;
 use super::image_encoder::rows;
 use super::model_dir::{Canonicalize, ModelDir};
+use super::query_cache::QueryCache;
 use super::runtime::{self, Threads};
 use super::{pick_output, Embedding};
 use crate::config::ClipSettings;
@@ -63,6 +65,7 @@ pub struct TextEncoder {
     /// Exported with a fixed sequence length: every row is padded to it.
     fixed_len: Option<usize>,
     batch_size: usize,
+    cache: QueryCache,
 }
 
 impl std::fmt::Debug for TextEncoder {
@@ -141,6 +144,7 @@ impl TextEncoder {
             canonicalize: model.text.canonicalize,
             fixed_len,
             batch_size,
+            cache: QueryCache::new(settings.query_cache_entries),
         };
         if encoder.dimension == 0 {
             encoder.dimension = encoder.embed("a photo")?.len();
@@ -183,8 +187,9 @@ impl TextEncoder {
             .unwrap_or_else(|| Err(Error::Inference("no embedding".into())))
     }
 
-    /// One result per text, in order; empty (or whitespace-only) texts are errors, the rest
-    /// are embedded in padded batches.
+    /// One result per text, in order; empty (or whitespace-only) texts are errors. Texts
+    /// whose token ids are cached are not run again; the rest are embedded in padded batches
+    /// (each distinct sequence once) and cached.
     pub fn embed_many<S: AsRef<str>>(&self, texts: &[S]) -> Vec<Result<Embedding>> {
         let tokenized: Vec<Result<Vec<u32>>> = texts
             .iter()
@@ -196,30 +201,46 @@ impl TextEncoder {
                 }
             })
             .collect();
-        let ok: Vec<&Vec<u32>> = tokenized.iter().filter_map(|r| r.as_ref().ok()).collect();
-        let mut vectors = Vec::with_capacity(ok.len());
-        for chunk in ok.chunks(self.batch_size) {
-            match self.run(chunk) {
-                Ok(v) => vectors.extend(v),
-                Err(e) => {
-                    let msg = e.to_string();
-                    return tokenized
-                        .into_iter()
-                        .map(|r| r.and(Err(Error::Inference(msg.clone()))))
-                        .collect();
+        let mut known: HashMap<Vec<u32>, Embedding> = HashMap::new();
+        let mut to_run: Vec<&Vec<u32>> = Vec::new();
+        for ids in tokenized.iter().filter_map(|r| r.as_ref().ok()) {
+            if known.contains_key(ids) || to_run.contains(&ids) {
+                continue;
+            }
+            match self.cache.get(ids) {
+                Some(vector) => {
+                    known.insert(ids.clone(), vector);
                 }
+                None => to_run.push(ids),
             }
         }
-        let mut vectors = vectors.into_iter();
+        for chunk in to_run.chunks(self.batch_size) {
+            match self.run(chunk) {
+                Ok(vectors) if vectors.len() == chunk.len() => {
+                    for (ids, vector) in chunk.iter().zip(vectors) {
+                        self.cache.put(ids.to_vec(), vector.clone());
+                        known.insert(ids.to_vec(), vector);
+                    }
+                }
+                Ok(_) => return fail_all(tokenized, "the model returned too few embeddings"),
+                Err(e) => return fail_all(tokenized, &e.to_string()),
+            }
+        }
         tokenized
             .into_iter()
             .map(|r| {
-                r?;
-                vectors
-                    .next()
-                    .ok_or_else(|| Error::Inference("the model returned too few embeddings".into()))
+                let ids = r?;
+                known
+                    .get(&ids)
+                    .cloned()
+                    .ok_or_else(|| Error::Inference("no embedding".into()))
             })
             .collect()
+    }
+
+    /// (hits, misses) of the query cache.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        self.cache.stats()
     }
 
     fn run(&self, batch: &[&Vec<u32>]) -> Result<Vec<Embedding>> {
@@ -260,6 +281,14 @@ impl TextEncoder {
             .map_err(|e| Error::Inference(e.to_string()))?;
         rows(shape, data, batch.len())
     }
+}
+
+/// Every text's own error, else the batch's inference error.
+fn fail_all(tokenized: Vec<Result<Vec<u32>>>, message: &str) -> Vec<Result<Embedding>> {
+    tokenized
+        .into_iter()
+        .map(|r| r.and(Err(Error::Inference(message.to_owned()))))
+        .collect()
 }
 
 /// An integer tensor of `shape` in the width the graph declares.

@@ -8,6 +8,10 @@
 //! [`Error`]; the Lambda and the CLI only translate their transport into [`QueryParts`] and
 //! [`SearchOptions`]. The encoder is CPU-bound, so it runs on tokio's blocking pool.
 
+mod batch;
+
+pub use batch::{BatchBody, MAX_BATCH_QUERIES};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -471,6 +475,14 @@ pub struct UploadTicket {
     pub expires_in: u64,
 }
 
+/// The validated options of a search, apart from its query.
+#[derive(Debug, Clone, PartialEq)]
+struct Filters {
+    top_k: usize,
+    min_score: Option<f32>,
+    prefix: Option<String>,
+}
+
 /// The search use case over an encoder, an index and (optionally) S3.
 pub struct Searcher<E, I, O> {
     encoder: Arc<E>,
@@ -523,15 +535,37 @@ where
     /// Runs a validated search.
     pub async fn search(&self, params: SearchParams) -> Result<SearchResponse> {
         let started = Instant::now();
-        let (vector, exclude_id) = self.vector(params.query).await?;
+        let SearchParams {
+            query,
+            top_k,
+            min_score,
+            prefix,
+        } = params;
+        let (vector, exclude_id) = self.vector(query).await?;
+        let filters = Filters {
+            top_k,
+            min_score,
+            prefix,
+        };
+        self.search_vector(&filters, vector, exclude_id, started).await
+    }
+
+    /// The index search and its results for a query embedded between `started` and now.
+    async fn search_vector(
+        &self,
+        filters: &Filters,
+        vector: Vec<f32>,
+        exclude_id: Option<String>,
+        started: Instant,
+    ) -> Result<SearchResponse> {
         let embedded = Instant::now();
         let hits = self
             .index
             .search(&SearchRequest {
                 vector,
-                top_k: params.top_k,
-                min_score: params.min_score,
-                key_prefix: params.prefix.clone(),
+                top_k: filters.top_k,
+                min_score: filters.min_score,
+                key_prefix: filters.prefix.clone(),
                 exclude_id,
             })
             .await?;

@@ -1,0 +1,112 @@
+//! Several queries in one request (`POST /search/batch`). The text queries among them are
+//! embedded together, in padded batches (one ONNX run instead of one per query, and each
+//! distinct text once); then every query is searched on its own. A query that is wrong gets
+//! its own error and the others are still answered.
+
+use std::time::Instant;
+
+use serde::Deserialize;
+
+use super::{blocking, disabled, Filters, Query, SearchBody, SearchParams, SearchResponse, SearchSettings, Searcher};
+use crate::clip::{Embedding, Encoder};
+use crate::objects::{ObjectSource, Presigner};
+use crate::store::ImageIndex;
+use crate::{Error, Result};
+
+/// Queries one request may carry.
+pub const MAX_BATCH_QUERIES: usize = 32;
+
+/// The JSON body of `POST /search/batch`: each query is a `POST /search` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchBody {
+    pub queries: Vec<SearchBody>,
+}
+
+impl BatchBody {
+    /// Parses a JSON body; malformed JSON, no query or too many are a bad request.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let body: Self =
+            serde_json::from_slice(bytes).map_err(|e| Error::InvalidRequest(format!("malformed JSON body: {e}")))?;
+        match body.queries.len() {
+            0 => Err(Error::InvalidRequest("queries is empty".into())),
+            n if n > MAX_BATCH_QUERIES => Err(Error::InvalidRequest(format!(
+                "{n} queries: at most {MAX_BATCH_QUERIES} per request"
+            ))),
+            _ => Ok(body),
+        }
+    }
+
+    /// Each query validated on its own.
+    pub fn into_params(self, settings: &SearchSettings) -> Vec<Result<SearchParams>> {
+        self.queries.into_iter().map(|q| q.into_params(settings)).collect()
+    }
+}
+
+impl<E, I, O> Searcher<E, I, O>
+where
+    E: Encoder + 'static,
+    I: ImageIndex,
+    O: ObjectSource + Presigner,
+{
+    /// One answer per query, in order. The text queries' `embed_ms` is the time of their
+    /// shared embedding.
+    pub async fn search_many(&self, queries: Vec<Result<SearchParams>>) -> Vec<Result<SearchResponse>> {
+        let started = Instant::now();
+        let texts: Vec<String> = queries
+            .iter()
+            .filter_map(|q| match q {
+                Ok(SearchParams {
+                    query: Query::Text(text),
+                    ..
+                }) => Some(text.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut vectors = self.embed_texts(texts).await.into_iter();
+        let mut answers = Vec::with_capacity(queries.len());
+        for query in queries {
+            let answer = match query {
+                Err(e) => Err(e),
+                Ok(SearchParams {
+                    query: Query::Text(_),
+                    top_k,
+                    min_score,
+                    prefix,
+                }) => match vectors.next() {
+                    Some(Ok(vector)) => {
+                        let filters = Filters {
+                            top_k,
+                            min_score,
+                            prefix,
+                        };
+                        self.search_vector(&filters, vector, None, started).await
+                    }
+                    Some(Err(e)) => Err(e),
+                    None => Err(Error::Inference("a text query got no embedding".into())),
+                },
+                Ok(params) => self.search(params).await,
+            };
+            answers.push(answer);
+        }
+        answers
+    }
+
+    async fn embed_texts(&self, texts: Vec<String>) -> Vec<Result<Embedding>> {
+        if texts.is_empty() {
+            return Vec::new();
+        }
+        if !self.settings.enable_text {
+            return texts.iter().map(|_| Err(disabled("text"))).collect();
+        }
+        let count = texts.len();
+        let encoder = std::sync::Arc::clone(&self.encoder);
+        match blocking(move || Ok(encoder.embed_texts(&texts))).await {
+            Ok(vectors) => vectors,
+            Err(e) => {
+                let message = e.to_string();
+                (0..count).map(|_| Err(Error::Inference(message.clone()))).collect()
+            }
+        }
+    }
+}
