@@ -16,8 +16,10 @@
 #   BENCH_IMAGES   number of 12 MP JPEGs (default 16)
 #   BENCH_TEXTS    number of captions for text embeddings/s (default 64)
 #   BENCH_IMAGE_SET  12mp (default: 4000x3000 JPEGs) or 1mp (1152x864)
+#   BENCH_INT8_MODE  tools/quantize_model.py mode of vitb32-int8 (default dynamic)
+#   (scripts/bench.d/query.sh and coldstart.sh document their own BENCH_QUERY_* and BENCH_COLD_*)
 #   BENCH_MODELS   CLIP section models (default "tiny-clip vitb32"; also tiny-siglip, tiny-chinese-clip,
-#                  tiny-multilingual, and the full-size random-weight siglip-base, chinese-clip-base,
+#                  tiny-multilingual, and the full-size random-weight vitb32-int8, siglip-base, chinese-clip-base,
 #                  multilingual-tower, generated into BENCH_DIR on first use). A text tower alone
 #                  (text_tower.json: tiny-multilingual, multilingual-tower) is benched on its text side
 #                  only, paired with the image model it names (tiny-clip, vitb32).
