@@ -17,7 +17,8 @@
 #   BENCH_TEXTS    number of captions for text embeddings/s (default 64)
 #   BENCH_IMAGE_SET  12mp (default: 4000x3000 JPEGs) or 1mp (1152x864)
 #   BENCH_INT8_MODE  tools/quantize_model.py mode of vitb32-int8 (default dynamic)
-#   (scripts/bench.d/query.sh and coldstart.sh document their own BENCH_QUERY_* and BENCH_COLD_*)
+#   (scripts/bench.d/query.sh, coldstart.sh and ingest.sh document their own BENCH_QUERY_*,
+#   BENCH_COLD_* and BENCH_INGEST_*)
 #   BENCH_MODELS   CLIP section models (default "tiny-clip vitb32"; also tiny-siglip, tiny-chinese-clip,
 #                  tiny-multilingual, and the full-size random-weight vitb32-int8, siglip-base, chinese-clip-base,
 #                  multilingual-tower, generated into BENCH_DIR on first use). A text tower alone
@@ -116,8 +117,27 @@ clip_int8_model() {
   fi
 }
 
+# NAME-opt: `clipsearch optimize-model` of the bench model NAME (vitb32, vitb32-int8), the form
+# that loads faster at a cold start.
+clip_optimized_model() {
+  local base=${1%-opt} out=$BENCH_DIR/$1 want
+  case $base in
+    vitb32-int8) clip_int8_model ;;
+    *) clip_random_model "$base" ;;
+  esac
+  cargo build --release --quiet -p clipsearch-cli
+  want="optimize-model of $(cat "$BENCH_DIR/$base/.stamp")"
+  if [ "$(cat "$out/.stamp" 2>/dev/null)" != "$want" ]; then
+    step "optimised copy of $base in $out (clipsearch optimize-model)"
+    rm -rf "$out"
+    "${CARGO_TARGET_DIR:-$ROOT/target}/release/clipsearch" optimize-model "$BENCH_DIR/$base" "$out" >&2
+    echo "$want" > "$out/.stamp"
+  fi
+}
+
 clip_model_dir() {
   case $1 in
+    vitb32-opt | vitb32-int8-opt) echo "$BENCH_DIR/$1" ;;
     tiny-clip | tiny-siglip | tiny-chinese-clip | tiny-multilingual) echo "$ROOT/tests/fixtures/$1" ;;
     vitb32 | vitb32-int8 | siglip-base | chinese-clip-base | multilingual-tower) echo "$BENCH_DIR/$1" ;;
     *) echo "$1" ;;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Static checks of the deployment, run by `make test`: cfn-lint and checkov on template.yaml and
-its derived variants (scripts/sam-variants.py: prebuilt zips, container image, every option on),
+its derived variants (scripts/sam-variants.py: prebuilt zips, container image, every option on, model in a layer),
 and checkov on the Dockerfile. Fails on any failed check, any parse error, or a scan that saw no
 resources (checkov exits 0 then). Prints passed/failed/skipped and each skip with its reason.
 
@@ -44,7 +44,7 @@ def main():
     if variants.returncode:
         sys.exit(variants.stdout + variants.stderr)
     templates = ["template.yaml"] + [
-        os.path.relpath(os.path.join(VARIANTS, f"template-{v}.json"), ROOT) for v in ("zip", "image", "all-options")
+        os.path.relpath(os.path.join(VARIANTS, f"template-{v}.json"), ROOT) for v in ("zip", "image", "all-options", "model-layer")
     ]
     for template in templates:
         lint = run([CFN_LINT, template])

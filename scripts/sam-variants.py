@@ -12,6 +12,9 @@
                                   on (HTTP API with JWT, VPC, alarm e-mail, extra origins, token
                                   secrets): only for the static checks, which evaluate conditions
                                   against the defaults and would otherwise skip those resources.
+  target/sam/template-model-layer.json
+                                  template.yaml with the model in a layer (ModelLayerArn): also
+                                  only for the static checks.
 
 Usage: .venv/bin/python scripts/sam-variants.py [template.yaml] [out-dir]
 (uses cfn-lint's YAML reader, which understands CloudFormation's short-form tags)
@@ -47,7 +50,9 @@ def zip_variant(t):
 
 
 def drop_model_statements(policies):
-    """The image holds the model: no ReadModel/ListModel permissions."""
+    """The image holds the model: no ReadModel/ListModel permissions (the policy entry that
+    template.yaml keeps under the ModelFromS3 condition)."""
+    policies[:] = [p for p in policies if not (isinstance(p, dict) and p.get("Fn::If", [None])[0] == "ModelFromS3")]
     for policy in policies:
         if isinstance(policy, dict) and "Statement" in policy:
             policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") not in ("ReadModel", "ListModel")]
@@ -56,8 +61,13 @@ def drop_model_statements(policies):
 def image_variant(t):
     t = copy.deepcopy(t)
     params = t["Parameters"]
-    for gone in ("ModelBucket", "ModelPrefix", "OnnxRuntimeLayerArn"):
+    for gone in ("ModelBucket", "ModelPrefix", "ModelLayerArn", "OnnxRuntimeLayerArn"):
         params.pop(gone)
+    for gone in ("ModelInLayer", "ModelFromS3"):
+        t["Conditions"].pop(gone)
+    t["Rules"].pop("ModelHasOneSource")
+    if not t["Rules"]:
+        t.pop("Rules")
     params["ImageUri"] = {
         "Type": "String",
         "Description": "ECR image built from the Dockerfile (both functions, ONNX Runtime, the model), "
@@ -114,12 +124,25 @@ def all_options_variant(t):
     return t
 
 
+def model_layer_variant(t):
+    """template.yaml deployed with the model in a layer (option C): only for the static checks,
+    which would otherwise never see the ModelInLayer branch."""
+    t = copy.deepcopy(t)
+    t["Parameters"]["ModelLayerArn"]["Default"] = "arn:aws:lambda:eu-west-1:123456789012:layer:clipsearch-model:1"
+    return t
+
+
 def main():
     source = sys.argv[1] if len(sys.argv) > 1 else "template.yaml"
     out = sys.argv[2] if len(sys.argv) > 2 else "target/sam"
     os.makedirs(out, exist_ok=True)
     template = load(source)
-    for name, variant in (("zip", zip_variant), ("image", image_variant), ("all-options", all_options_variant)):
+    for name, variant in (
+        ("zip", zip_variant),
+        ("image", image_variant),
+        ("all-options", all_options_variant),
+        ("model-layer", model_layer_variant),
+    ):
         path = os.path.join(out, f"template-{name}.json")
         with open(path, "w") as f:
             json.dump(variant(template), f, indent=1)

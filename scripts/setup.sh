@@ -11,9 +11,10 @@ ORT_LIB=libonnxruntime.so.1.31.1
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# --- System packages: libjpeg-turbo is built from source (cmake) with its SIMD code (nasm) ----
+# --- System packages: libjpeg-turbo is built from source (cmake) with its SIMD code (nasm); zip
+# and unzip build and check the model layer (scripts/package-model-layer.sh) -----------------
 missing=()
-for tool in cmake nasm; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in cmake nasm zip unzip; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [ ${#missing[@]} -gt 0 ]; then
   step "apt-get install ${missing[*]}"
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -65,7 +65,10 @@ fn a_removed_permission_fails_the_check() {
     let statement = template
         .find("            - Sid: TellMissingImagesFromForbidden")
         .expect("the statement");
-    let end = statement + template[statement..].find("            - Sid: ReadModel").unwrap();
+    let end = statement
+        + template[statement..]
+            .find("        # The model copy at cold start")
+            .unwrap();
     let mutated = format!("{}{}", &template[..statement], &template[end..]);
     std::fs::write(dir.join("template.yaml"), mutated).unwrap();
     let out = check(&dir.join("template.yaml"), &repo);

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use clipsearch::clip::optimize::optimize_model_dir;
 use clipsearch::config::ClipSettings;
 
 #[derive(Parser)]
@@ -33,6 +34,14 @@ enum Command {
     Relay(relay::RelayArgs),
     /// Search the index by text, image file or id (the search function's use case).
     Search(search::SearchArgs),
+    /// Write an optimised copy of a model directory that loads about 2x faster at a cold start
+    /// (same embeddings, same model name): deploy the copy.
+    OptimizeModel {
+        /// The model directory to optimise.
+        source: PathBuf,
+        /// The new directory to write (must not exist).
+        target: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -82,6 +91,12 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Reconcile(args) => reconcile::command(args),
         Command::Relay(args) => relay::command(args),
         Command::Search(args) => search::command(args),
+        Command::OptimizeModel { source, target } => {
+            let settings = ClipSettings::from_env()?;
+            let written = optimize_model_dir(settings.ort_library.as_deref(), &source, &target)?;
+            println!("{}", serde_json::to_string(&written)?);
+            Ok(true)
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 # Cold start (issue 14): exec to the first embedding, a fresh process each time
 # (shared/examples/bench_cold_start.rs), BENCH_COLD_RUNS times (default 7), medians. "text" is
 # the search function's init plus its first text query (text tower only); "image" is ingest's
-# init plus its first image (vision tower only). Models: BENCH_COLD_MODELS (default vitb32).
+# init plus its first image (vision tower only); "both" loads the two towers (a search function
+# that also takes images) and answers a text query. Models: BENCH_COLD_MODELS (default vitb32;
+# NAME-opt is the `clipsearch optimize-model` copy of NAME).
 bench_coldstart() {
   cargo build --release --quiet -p clipsearch --example bench_cold_start
   local bin=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_cold_start model dir first i
@@ -14,9 +16,10 @@ bench_coldstart() {
     case $model in
       vitb32 | siglip-base | chinese-clip-base) clip_random_model "$model" ;;
       vitb32-int8) clip_int8_model ;;
+      *-opt) clip_optimized_model "$model" ;;
     esac
     dir=$(clip_model_dir "$model")
-    for first in text image; do
+    for first in text image both; do
       step "$model: $first cold start x ${BENCH_COLD_RUNS:-7}"
       for i in $(seq 1 "${BENCH_COLD_RUNS:-7}"); do
         CLIPSEARCH_INTRA_THREADS=$BENCH_THREADS "$bin" --model "$dir" --first "$first" --image "$image" \
@@ -31,7 +34,7 @@ print(f"\nraw JSON lines in {res}\n")
 print("| model | first | exec ms | ONNX Runtime ms | model load ms | first embedding ms | total ms (median; min-max) |")
 print("|---|---|---:|---:|---:|---:|---:|")
 for m in models:
-    for first in ("text", "image"):
+    for first in ("text", "image", "both"):
         rows = [json.loads(l) for l in open(f"{res}/{m}.{first}.jsonl")]
         med = lambda k: statistics.median(r[k] for r in rows)
         tot = [r["total_ms"] for r in rows]

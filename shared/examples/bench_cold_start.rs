@@ -1,11 +1,12 @@
 //! Benchmark of a cold start (not a test): one process, from its exec to the first embedding,
-//! as the search function (text query) or the ingest function (image) does it at init. Run it
+//! as the search function (text query; `both`: with the image tower loaded too) or the ingest
+//! function (image) does it at init. Run it
 //! as a fresh process each time (`scripts/bench.d/coldstart.sh` runs it N times and takes
 //! medians); the page cache is warm after the first run, as on a Lambda host that has the
 //! files in /tmp.
 //!
 //! ```text
-//! cargo run --release -p clipsearch --example bench_cold_start -- --model DIR --first text|image [--image FILE]
+//! cargo run --release -p clipsearch --example bench_cold_start -- --model DIR --first text|image|both [--image FILE]
 //! ```
 //! Prints one JSON object: `exec_ms` (exec to main: loader and libraries), `runtime_ms` (loading
 //! libonnxruntime), `load_ms` (`Clip::load` of the towers that function loads: sessions and
@@ -13,32 +14,16 @@
 
 use std::time::Instant;
 
+#[path = "support/process.rs"]
+mod process;
+
 use anyhow::{Context, Result};
 use clipsearch::clip::{runtime, Clip, Encoder, Towers};
 use clipsearch::config::ClipSettings;
 
-/// Milliseconds since this process was exec'd (Linux: /proc/self/stat's start time against
-/// /proc/uptime, both in clock ticks / seconds since boot; 10 ms resolution).
-fn since_exec_ms() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after_name = &stat[stat.rfind(')')? + 2..];
-    let start_ticks: f64 = after_name.split(' ').nth(19)?.parse().ok()?;
-    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
-        .ok()?
-        .split(' ')
-        .next()?
-        .parse()
-        .ok()?;
-    Some((uptime - start_ticks / CLOCK_TICKS_PER_SECOND) * 1000.0)
-}
-
-/// `sysconf(_SC_CLK_TCK)`: 100 on every Linux the functions run on (reading it would need libc,
-/// which this crate does not depend on).
-const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
-
 fn main() -> Result<()> {
     let main_started = Instant::now();
-    let exec_ms = since_exec_ms().unwrap_or(f64::NAN);
+    let exec_ms = process::since_exec_ms().unwrap_or(f64::NAN);
     let mut model = None;
     let mut first = String::from("text");
     let mut image = None;
@@ -56,7 +41,11 @@ fn main() -> Result<()> {
         model_dir: Some(model.context("--model DIR is required")?),
         ..ClipSettings::from_env()?
     };
-    let towers = if first == "image" { Towers::IMAGE } else { Towers::TEXT };
+    let towers = match first.as_str() {
+        "image" => Towers::IMAGE,
+        "both" => Towers::BOTH,
+        _ => Towers::TEXT,
+    };
     let t = Instant::now();
     runtime::environment(settings.ort_library.as_deref())?;
     let runtime_ms = t.elapsed().as_secs_f64() * 1000.0;

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod family;
 pub mod image_encoder;
 pub mod model_dir;
+pub mod optimize;
 pub mod preprocess;
 pub mod query_cache;
 pub mod runtime;
@@ -89,11 +90,22 @@ impl Clip {
             .as_deref()
             .map(|dir| paired_text_tower(dir, &model))
             .transpose()?;
-        let image = towers.image.then(|| ImageEncoder::load(&model, settings)).transpose()?;
-        let text = towers
-            .text
-            .then(|| TextEncoder::load(text_tower.as_ref().unwrap_or(&model), settings))
-            .transpose()?;
+        // Both towers load at once: a session's load is mostly one thread parsing and
+        // preparing its weights, so two of them overlap on a two-core host.
+        let (image, text) = std::thread::scope(|scope| {
+            let image = towers
+                .image
+                .then(|| scope.spawn(|| ImageEncoder::load(&model, settings)));
+            let text = towers
+                .text
+                .then(|| TextEncoder::load(text_tower.as_ref().unwrap_or(&model), settings))
+                .transpose();
+            let image = image
+                .map(|loading| loading.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .transpose();
+            (image, text)
+        });
+        let (image, text) = (image?, text?);
         if let Some(tower) = &text_tower {
             let declared = tower.text_tower.as_ref().map(|d| d.dimension).unwrap_or_default();
             let actual = [

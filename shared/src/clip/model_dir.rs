@@ -30,6 +30,14 @@ const TEXT_CANDIDATES: &[&str] = &[
     "onnx/text_encoder.onnx",
 ];
 
+/// What `clipsearch optimize-model` records in the directory it writes.
+pub const OPTIMIZED_RECORD: &str = "optimized.json";
+
+/// The tower files a model directory uses, by the names the loader looks for: an optimised copy
+/// writes its towers under the first (canonical) names.
+pub const CANONICAL_VISION_FILE: &str = VISION_CANDIDATES[0];
+pub const CANONICAL_TEXT_FILE: &str = TEXT_CANDIDATES[0];
+
 /// True when `relative` (a path inside a model directory) is the ONNX file of a tower that
 /// `towers` does not load, or that file's external weights (`….onnx_data`, `….onnx.data`):
 /// a text-only search need not copy the 350 MB vision tower at cold start.
@@ -45,7 +53,21 @@ pub fn is_unused_tower_file(relative: &str, towers: crate::clip::Towers) -> bool
     (!towers.image && of(VISION_CANDIDATES)) || (!towers.text && of(TEXT_CANDIDATES))
 }
 
-/// A model's name is its directory's; a quantized copy (`quantization.json`, written by
+/// The name an optimised copy (`optimized.json`, written by `clipsearch optimize-model`) keeps
+/// from its source: its vectors are the source's, so the two may share an index.
+fn optimized_name(name: String, optimized: Option<&serde_json::Value>) -> std::result::Result<String, String> {
+    let Some(optimized) = optimized else {
+        return Ok(name);
+    };
+    optimized
+        .get("name")
+        .and_then(serde_json::Value::as_str)
+        .filter(|n| !matches!(*n, "" | "." | "..") && !n.contains(['/', '\\']) && !n.chars().any(char::is_control))
+        .map(str::to_string)
+        .ok_or_else(|| "optimized.json: expected the source model's \"name\"".to_string())
+}
+
+/// A model's name is its directory's (or, for an optimised copy, its source's); a quantized copy (`quantization.json`, written by
 /// tools/quantize_model.py) also carries its precision, so its vectors can never be taken for
 /// the original's: `clip-vit-base-patch32-int8`, whatever the directory is called.
 fn quantized_name(name: String, quantization: Option<&serde_json::Value>) -> std::result::Result<String, String> {
@@ -424,6 +446,7 @@ impl ModelDir {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".to_string());
+        let name = optimized_name(name, optional(OPTIMIZED_RECORD)?.as_ref()).map_err(err)?;
         let name = quantized_name(name, optional("quantization.json")?.as_ref()).map_err(err)?;
         let (vision_model, text_model) = (find(VISION_CANDIDATES), find(TEXT_CANDIDATES));
         if vision_model.is_none() && text_model.is_none() {
@@ -487,6 +510,24 @@ mod tests {
         );
         assert!(quantized_name("x".into(), Some(&serde_json::json!({"mode": "dynamic"}))).is_err());
         assert!(quantized_name("x".into(), Some(&serde_json::json!({"precision": "../x"}))).is_err());
+    }
+
+    #[test]
+    fn an_optimized_copy_keeps_its_sources_name() {
+        let record = serde_json::json!({"name": "clip-vit-base-patch32"});
+        assert_eq!(
+            optimized_name("x".into(), Some(&record)).unwrap(),
+            "clip-vit-base-patch32"
+        );
+        assert_eq!(optimized_name("x".into(), None).unwrap(), "x");
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"name": "../x"}),
+            serde_json::json!({"name": ".."}),
+            serde_json::json!({"name": "a\nb"}),
+        ] {
+            assert!(optimized_name("x".into(), Some(&bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -105,3 +105,39 @@ pub fn session(env: &Environment, model: &Path, threads: Threads) -> Result<Sess
     }
     builder.commit_from_file(model).map_err(|e| err(&e))
 }
+
+/// Writes `model` to `out` after ONNX Runtime's hardware-independent graph rewrites (its
+/// "extended" level: constant folding, the attention/GELU/LayerNorm fusions), with the weights in
+/// `out` + ".data" beside it. Loading that pair skips the rewrites and, above all, the protobuf
+/// parse of the weights, which is most of a cold start; the layout rewrites of the "all" level
+/// still run at load, so the copy is not tied to this machine's CPU.
+pub fn save_optimized(env: &Environment, model: &Path, out: &Path) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| Error::Model {
+        dir: model.to_path_buf(),
+        reason: format!(
+            "ONNX Runtime could not write its optimised copy to {}: {e}",
+            out.display()
+        ),
+    };
+    let weights = out
+        .file_name()
+        .map(|n| format!("{}.data", n.to_string_lossy()))
+        .ok_or_else(|| err(&"the output has no file name"))?;
+    Session::builder(env)
+        .map_err(|e| err(&e))?
+        .with_optimization_level(GraphOptimizationLevel::Level2)
+        .map_err(|e| err(&e))?
+        .with_optimized_model_path(out)
+        .map_err(|e| err(&e))?
+        .with_config_entry("session.optimized_model_external_initializers_file_name", weights)
+        .map_err(|e| err(&e))?
+        // Small constants stay inline; every weight matrix goes to the data file.
+        .with_config_entry(
+            "session.optimized_model_external_initializers_min_size_in_bytes",
+            "1024",
+        )
+        .map_err(|e| err(&e))?
+        .commit_from_file(model)
+        .map(drop)
+        .map_err(|e| err(&e))
+}
