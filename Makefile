@@ -6,13 +6,14 @@ export ORT_DYLIB_PATH ?= $(CURDIR)/vendor/onnxruntime/libonnxruntime.so.1.31.1
 # A test Milvus on its own port, so a user's Milvus on 19530 is left alone.
 TEST_MILVUS_PORT ?= 19540
 
-.PHONY: help setup demo build test soak lint bench bench-setup milvus-up milvus-down model
+.PHONY: help setup demo build test soak fuzz lint bench bench-setup milvus-up milvus-down model
 
 help:
 	@echo "make demo         setup, then the whole product locally: Milvus, S3/SQS emulator, both functions, sample images, searches (Ctrl-C stops it)"
 	@echo "make setup        venv (pinned), ONNX Runtime library (pinned wheel), release build"
 	@echo "make test         setup, then every test (starts and stops its own Milvus)"
 	@echo "make soak         setup, then 50 random concurrent event schedules against the real services (SCHEDULES=N)"
+	@echo "make fuzz         setup, then each fuzz target for FUZZ_SECONDS (default 600; TARGETS=\"events filter\" picks some)"
 	@echo "make lint         cargo fmt --check and clippy -D warnings"
 	@echo "make bench        benchmarks (see BENCHMARKS.md)"
 	@echo "make milvus-up    start the local Milvus (MILVUS_PORT, default 19530); milvus-down stops it"
@@ -34,6 +35,11 @@ test: setup
 # Many more randomized event schedules than `make test` runs (tests/ingest_schedule.rs).
 soak: setup
 	SCHEDULES=$${SCHEDULES:-50} bash scripts/test.sh -p clipsearch-cli --test ingest_schedule concurrent -- --nocapture
+
+# Coverage-guided fuzzing (fuzz/, scripts/fuzz.sh); `make test` runs a short smoke of each target.
+FUZZ_SECONDS ?= 600
+fuzz: setup
+	bash scripts/fuzz.sh run $(FUZZ_SECONDS) $(TARGETS)
 
 lint:
 	cargo fmt --all -- --check

@@ -47,6 +47,18 @@ else
   step "checkov venv up to date"
 fi
 
+# --- schemathesis, in its own venv too (tests/api_schema.rs) -----------------------------------
+stamp=.venv-schemathesis/.requirements.sha256
+want=$(sha256sum tools/requirements-schemathesis.txt | cut -d' ' -f1)
+if [ ! -x .venv-schemathesis/bin/schemathesis ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  step "schemathesis venv .venv-schemathesis (tools/requirements-schemathesis.txt)"
+  "$PYTHON" -m venv .venv-schemathesis
+  .venv-schemathesis/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-schemathesis.txt
+  echo "$want" > "$stamp"
+else
+  step "schemathesis venv up to date"
+fi
+
 # --- ONNX Runtime shared library from the pinned wheel -----------------------------------------
 if [ ! -f "$ORT_DIR/$ORT_LIB" ]; then
   step "ONNX Runtime $ORT_LIB from the onnxruntime==1.31.1 wheel (hash-pinned)"

@@ -101,3 +101,6 @@ timeout -s TERM "${TEST_TIMEOUT_SECS:-3000}" cargo test --release --workspace --
 
 echo "==> Lambda packages (cargo lambda build) and their glibc floor"
 bash scripts/package-lambda.sh x86_64
+
+echo "==> fuzz smoke: every saved finding, then each target for ${FUZZ_SMOKE_SECONDS:-15}s (fuzz/, scripts/fuzz.sh)"
+bash scripts/fuzz.sh smoke

@@ -189,8 +189,11 @@ pub fn decode_key(raw: &str) -> Result<String> {
                 i += 1;
             }
             b'%' => {
+                // Two hex digits exactly: `u8::from_str_radix` alone would also take a sign
+                // (`%+1`), which no encoder writes (found by fuzz/fuzz_targets/events.rs).
                 let hex = bytes
                     .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or_else(|| Error::InvalidRequest(format!("object key {raw:?}: bad %-escape")))?;
@@ -273,6 +276,10 @@ mod tests {
         assert!(decode_key("bad%zz").is_err());
         assert!(decode_key("bad%4").is_err());
         assert!(decode_key("%FF%FE").is_err());
+        // A sign is not a hex digit (fuzz/regressions/events/sign-in-escape).
+        for signed in ["uploads/m%+cId", "%+1", "%-1", "a%+F.jpg"] {
+            assert!(decode_key(signed).is_err(), "{signed}");
+        }
     }
 
     #[test]

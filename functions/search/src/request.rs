@@ -58,8 +58,8 @@ pub async fn from_body(request: &Request, settings: &SearchSettings) -> Result<S
     let (essence, full) = media_type(request);
     match essence.as_str() {
         // A client that forgets the header almost always sends JSON (curl -d does).
-        "" | "application/json" | "text/json" => Ok(SearchBody::from_json(body)?.into_params(settings)?),
-        e if e.ends_with("+json") => Ok(SearchBody::from_json(body)?.into_params(settings)?),
+        "" | "application/json" | "text/json" => json(body, request, settings),
+        e if e.ends_with("+json") => json(body, request, settings),
         "multipart/form-data" => multipart(body, &full, request, settings).await,
         e if e.starts_with("image/") || e == "application/octet-stream" => {
             let parts = QueryParts {
@@ -74,6 +74,17 @@ pub async fn from_body(request: &Request, settings: &SearchSettings) -> Result<S
         }
         _ => Err(ApiError::unsupported_media_type(&full)),
     }
+}
+
+/// A JSON body; like a form, it takes the options it leaves out from the query string, and an
+/// invalid option there is refused rather than ignored.
+fn json(body: &[u8], request: &Request, settings: &SearchSettings) -> Result<SearchParams, ApiError> {
+    let mut parsed = SearchBody::from_json(body)?;
+    let query = options_from(&query_params(request))?;
+    parsed.top_k = parsed.top_k.or(query.top_k);
+    parsed.min_score = parsed.min_score.or(query.min_score);
+    parsed.prefix = parsed.prefix.or(query.prefix);
+    Ok(parsed.into_params(settings)?)
 }
 
 /// A form with an `image` file (or `text`, `image_url`, `id`) and optional `top_k`,
