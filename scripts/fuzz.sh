@@ -8,7 +8,8 @@
 #   scripts/fuzz.sh list                     the targets
 #
 # The corpus of each target grows in .local/fuzz/corpus/<target> (seeded from the test fixtures
-# on first use: tests/fixtures/parity/images, tests/fixtures/bad, tests/events, fuzz/seeds/);
+# on first use: tests/fixtures/parity/images, tests/fixtures/bad, tests/events, fuzz/seeds/; the
+# smoke starts from those seeds in a temporary directory);
 # a run's libFuzzer log and its last stats line go to .local/fuzz/logs/. A crash, leak, timeout
 # or out-of-memory input is saved in fuzz/artifacts/<target>/ and fails the run: copy it to
 # fuzz/regressions/<target>/ with the fix and its regression test, so `regressions` (and every
@@ -29,10 +30,12 @@ export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$ROOT/vendor/onnxruntime/libonnxruntime.
 WORK=$ROOT/.local/fuzz
 
 pids=()
+smoke_dirs=()
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in $(jobs -p); do kill -TERM "$pid" 2>/dev/null || true; done
+  [ ${#smoke_dirs[@]} -eq 0 ] || rm -rf "${smoke_dirs[@]}"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -46,9 +49,9 @@ ensure_cargo_fuzz() {
   fi
 }
 
-seed() { # TARGET: the corpus directory, seeded on first use
-  local target=$1 dir=$WORK/corpus/$1
-  if [ ! -d "$dir" ]; then
+seed() { # TARGET [DIR]: the corpus directory (default the kept one), seeded on first use
+  local target=$1 dir=${2:-$WORK/corpus/$1}
+  if [ ! -d "$dir" ] || [ -z "$(ls -A "$dir")" ]; then
     mkdir -p "$dir"
     case $target in
       decode_preprocess)
@@ -80,9 +83,9 @@ build() {
   (cd fuzz && cargo fuzz build "${BUILD_FLAGS[@]}" >&2)
 }
 
-fuzz_one() { # TARGET SECONDS
+fuzz_one() { # TARGET SECONDS [CORPUS]
   local target=$1 seconds=$2 corpus log
-  corpus=$(seed "$target")
+  corpus=$(seed "$target" "${3:-}")
   mkdir -p "$WORK/logs" "fuzz/artifacts/$target"
   log=$WORK/logs/$target-$(date +%Y%m%d-%H%M%S).log
   echo "==> fuzz $target for ${seconds}s (corpus $corpus, log $log)" >&2
@@ -139,7 +142,11 @@ case $command in
     failed=0 running=0
     jobs=${FUZZ_JOBS:-1}
     for target in "${targets[@]}"; do
-      fuzz_one "$target" "$seconds" &
+      # The smoke starts from the seeds alone: replaying a corpus grown over hours would take
+      # longer than the smoke itself (libFuzzer runs every input once before it starts).
+      corpus=
+      [ "$command" = smoke ] && corpus=$(mktemp -d "${TMPDIR:-/tmp}/clipsearch-fuzz-$target.XXXXXX") && smoke_dirs+=("$corpus")
+      fuzz_one "$target" "$seconds" "$corpus" &
       pids+=($!)
       running=$((running + 1))
       if [ "$running" -ge "$jobs" ]; then
@@ -151,6 +158,7 @@ case $command in
       wait -n || failed=1
       running=$((running - 1))
     done
+    rm -rf "${smoke_dirs[@]}"
     pids=()
     exit $failed
     ;;
