@@ -76,11 +76,12 @@ pub async fn from_body(request: &Request, settings: &SearchSettings) -> Result<S
     }
 }
 
-/// A JSON body; like a form, it takes the options it leaves out from the query string, and an
-/// invalid option there is refused rather than ignored.
+/// A JSON body; like a form, it takes the options it leaves out from the query string. An
+/// invalid option there is refused even when the body gives its own, never silently ignored.
 fn json(body: &[u8], request: &Request, settings: &SearchSettings) -> Result<SearchParams, ApiError> {
     let mut parsed = SearchBody::from_json(body)?;
     let query = options_from(&query_params(request))?;
+    query.check()?;
     parsed.top_k = parsed.top_k.or(query.top_k);
     parsed.min_score = parsed.min_score.or(query.min_score);
     parsed.prefix = parsed.prefix.or(query.prefix);
@@ -104,6 +105,8 @@ async fn multipart(
 
     let mut parts = QueryParts::default();
     let mut options = query_params(request);
+    // As for JSON: the query string's options must hold even where the form replaces them.
+    options_from(&options)?.check()?;
     while let Some(field) = form.next_field().await.map_err(malformed)? {
         let name = field.name().unwrap_or_default().to_owned();
         let is_file = field.file_name().is_some();
@@ -128,4 +131,54 @@ async fn multipart(
         }
     }
     Ok(SearchParams::build(parts, options_from(&options)?, settings)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::Body;
+
+    fn post(query: &str, content_type: &str, body: &[u8]) -> Request {
+        lambda_http::http::Request::builder()
+            .method("POST")
+            .uri(format!("/search?{query}"))
+            .header("content-type", content_type)
+            .body(Body::from(body.to_vec()))
+            .unwrap()
+    }
+
+    fn parse(request: &Request) -> Result<SearchParams, ApiError> {
+        let settings = SearchSettings::default();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(from_body(request, &settings))
+    }
+
+    #[test]
+    fn a_json_body_takes_its_missing_options_from_the_query_string() {
+        let params = parse(&post("top_k=3&prefix=p/", "application/json", br#"{"text":"cat"}"#)).unwrap();
+        assert_eq!((params.top_k, params.prefix.as_deref()), (3, Some("p/")));
+        let params = parse(&post("top_k=3", "application/json", br#"{"text":"cat","top_k":5}"#)).unwrap();
+        assert_eq!(params.top_k, 5, "the body's own option wins");
+    }
+
+    #[test]
+    fn an_invalid_query_option_is_refused_even_when_the_body_gives_its_own() {
+        let form = b"--X\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\ncat\r\n--X\r\n\
+Content-Disposition: form-data; name=\"top_k\"\r\n\r\n5\r\n--X--\r\n";
+        for request in [
+            post("top_k=0", "application/json", br#"{"text":"cat"}"#),
+            post("top_k=-2121", "application/json", br#"{"text":"cat","top_k":91}"#),
+            post(
+                "min_score=-3.9e16",
+                "application/json",
+                br#"{"text":"cat","min_score":0.4}"#,
+            ),
+            post("top_k=0", "multipart/form-data; boundary=X", form),
+        ] {
+            let err = parse(&request).unwrap_err();
+            assert_eq!(err.status, 400, "{:?}", request.uri());
+        }
+    }
 }

@@ -263,6 +263,39 @@ impl SearchOptions {
     }
 }
 
+impl SearchOptions {
+    /// The options' own rules: `top_k` in 1..=100 (default 10), `min_score` a cosine in -1..=1,
+    /// `prefix` a possible key. Returns the top k and the minimum score to use.
+    pub fn check(&self) -> Result<(usize, Option<f32>)> {
+        let top_k = match self.top_k {
+            None => DEFAULT_TOP_K,
+            Some(k) if (1..=MAX_TOP_K as i64).contains(&k) => k as usize,
+            Some(k) => {
+                return Err(Error::InvalidRequest(format!(
+                    "top_k must be in 1..={MAX_TOP_K}, got {k}"
+                )))
+            }
+        };
+        let min_score = match self.min_score {
+            None => None,
+            Some(s) if s.is_finite() && (-1.0..=1.0).contains(&s) => Some(s as f32),
+            Some(s) => {
+                return Err(Error::InvalidRequest(format!(
+                    "min_score must be a cosine similarity in -1..=1, got {s}"
+                )))
+            }
+        };
+        if let Some(prefix) = &self.prefix {
+            if prefix.len() > MAX_KEY_BYTES || prefix.contains('\0') {
+                return Err(Error::InvalidRequest(format!(
+                    "prefix must be at most {MAX_KEY_BYTES} bytes without NUL"
+                )));
+            }
+        }
+        Ok((top_k, min_score))
+    }
+}
+
 /// A validated search.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchParams {
@@ -287,31 +320,7 @@ impl SearchParams {
 
     /// Checks the query parts and the options together.
     pub fn build(parts: QueryParts, options: SearchOptions, settings: &SearchSettings) -> Result<Self> {
-        let top_k = match options.top_k {
-            None => DEFAULT_TOP_K,
-            Some(k) if (1..=MAX_TOP_K as i64).contains(&k) => k as usize,
-            Some(k) => {
-                return Err(Error::InvalidRequest(format!(
-                    "top_k must be in 1..={MAX_TOP_K}, got {k}"
-                )))
-            }
-        };
-        let min_score = match options.min_score {
-            None => None,
-            Some(s) if s.is_finite() && (-1.0..=1.0).contains(&s) => Some(s as f32),
-            Some(s) => {
-                return Err(Error::InvalidRequest(format!(
-                    "min_score must be a cosine similarity in -1..=1, got {s}"
-                )))
-            }
-        };
-        if let Some(prefix) = &options.prefix {
-            if prefix.len() > MAX_KEY_BYTES || prefix.contains('\0') {
-                return Err(Error::InvalidRequest(format!(
-                    "prefix must be at most {MAX_KEY_BYTES} bytes without NUL"
-                )));
-            }
-        }
+        let (top_k, min_score) = options.check()?;
         Ok(Self {
             query: parts.into_query(settings)?,
             top_k,
