@@ -29,7 +29,6 @@ export RUSTC_BOOTSTRAP=1
 export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$ROOT/vendor/onnxruntime/libonnxruntime.so.1.31.1}
 WORK=$ROOT/.local/fuzz
 
-pids=()
 smoke_dirs=()
 cleanup() {
   local rc=$?
@@ -147,7 +146,6 @@ case $command in
       corpus=
       [ "$command" = smoke ] && corpus=$(mktemp -d "${TMPDIR:-/tmp}/clipsearch-fuzz-$target.XXXXXX") && smoke_dirs+=("$corpus")
       fuzz_one "$target" "$seconds" "$corpus" &
-      pids+=($!)
       running=$((running + 1))
       if [ "$running" -ge "$jobs" ]; then
         wait -n || failed=1 # the first to finish frees its core for the next target
@@ -159,7 +157,6 @@ case $command in
       running=$((running - 1))
     done
     rm -rf "${smoke_dirs[@]}"
-    pids=()
     exit $failed
     ;;
   *) echo "usage: scripts/fuzz.sh smoke|run SECONDS|regressions|list [TARGET...]" >&2; exit 2 ;;

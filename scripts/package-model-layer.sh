@@ -44,7 +44,9 @@ done
 bootstrap_bytes=0
 for fn in ingest search; do
   zip=target/lambda/$fn/bootstrap.zip
-  [ -f "$zip" ] && bootstrap_bytes=$(( $(unzipped "$zip") > bootstrap_bytes ? $(unzipped "$zip") : bootstrap_bytes ))
+  [ -f "$zip" ] || continue
+  size=$(unzipped "$zip")
+  if [ "$size" -gt "$bootstrap_bytes" ]; then bootstrap_bytes=$size; fi
 done
 # Without built zips, a margin for the bootstrap (today's are about 26 MB unzipped).
 [ "$bootstrap_bytes" -gt 0 ] || bootstrap_bytes=$((40 * 1024 * 1024))

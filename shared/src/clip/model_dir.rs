@@ -67,9 +67,10 @@ fn optimized_name(name: String, optimized: Option<&serde_json::Value>) -> std::r
         .ok_or_else(|| "optimized.json: expected the source model's \"name\"".to_string())
 }
 
-/// A model's name is its directory's (or, for an optimised copy, its source's); a quantized copy (`quantization.json`, written by
-/// tools/quantize_model.py) also carries its precision, so its vectors can never be taken for
-/// the original's: `clip-vit-base-patch32-int8`, whatever the directory is called.
+/// A model's name is its directory's (or, for an optimised copy, its source's); a quantized
+/// copy (`quantization.json`, written by tools/quantize_model.py) also carries its precision, so
+/// its vectors can never be taken for the original's: `clip-vit-base-patch32-int8`, whatever
+/// the directory is called.
 fn quantized_name(name: String, quantization: Option<&serde_json::Value>) -> std::result::Result<String, String> {
     let Some(quantization) = quantization else {
         return Ok(name);

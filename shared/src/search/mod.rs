@@ -261,9 +261,7 @@ impl SearchOptions {
             prefix: prefix.filter(|p| !p.is_empty()).map(str::to_owned),
         })
     }
-}
 
-impl SearchOptions {
     /// The options' own rules: `top_k` in 1..=100 (default 10), `min_score` a cosine in -1..=1,
     /// `prefix` a possible key. Returns the top k and the minimum score to use.
     pub fn check(&self) -> Result<(usize, Option<f32>)> {
