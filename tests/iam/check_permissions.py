@@ -80,9 +80,14 @@ EVENT_SOURCE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueue
 
 def sdk_operations(manifest):
     """Operation names (snake_case) of the AWS SDK crates the workspace uses."""
+    # Only the host's packages: the whole graph would want Windows-only crates that no build
+    # here downloads (a fresh machine has none of them, and --offline then fails).
+    host = subprocess.run(["rustc", "-vV"], check=True, capture_output=True, text=True).stdout
+    host = next(line.split(": ", 1)[1] for line in host.splitlines() if line.startswith("host: "))
     meta = json.loads(
         subprocess.run(
-            ["cargo", "metadata", "--format-version", "1", "--offline", "--manifest-path", manifest],
+            ["cargo", "metadata", "--format-version", "1", "--locked", "--filter-platform", host,
+             "--manifest-path", manifest],
             check=True,
             capture_output=True,
             text=True,
