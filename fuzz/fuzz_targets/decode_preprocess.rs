@@ -1,11 +1,12 @@
 //! Bytes → sniff → decode (the real limits) → the crop the model sees → the normalised tensor,
 //! as ingest and an image query run it. Any input must end in an image or an error: no panic,
-//! no hang, no allocation beyond what the pixel limit allows (libFuzzer's -rss_limit_mb).
+//! no hang, no allocation beyond what the pixel limit allows (libFuzzer's -rss_limit_mb), and
+//! every byte reserved from the decode budget is returned.
 #![no_main]
 
 use clipsearch::clip::decode::{decode_rgb, sniff};
 use clipsearch::clip::model_dir::Preprocessing;
-use clipsearch::clip::{DecodeLimits, Family};
+use clipsearch::clip::{DecodeBudget, DecodeLimits, Family};
 use clipsearch::config::{DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS};
 use libfuzzer_sys::fuzz_target;
 
@@ -21,10 +22,13 @@ fuzz_target!(|bytes: &[u8]| {
         max_bytes: DEFAULT_MAX_IMAGE_BYTES,
         max_pixels: DEFAULT_MAX_IMAGE_PIXELS,
     };
-    let Ok(decoded) = decode_rgb(bytes, limits, preprocessing.min_decode_short_side()) else {
-        return;
-    };
-    let Ok(crop) = preprocessing.crop_u8(&decoded.rgb) else {
+    // libFuzzer's default RSS limit is 2 GiB; the decode's share of it.
+    let budget = DecodeBudget::new(1 << 30);
+    let decoded = decode_rgb(bytes, limits, preprocessing.min_decode_short_side(), &budget);
+    let crop = decoded.as_ref().ok().map(|d| preprocessing.crop_u8(&d.rgb));
+    drop(decoded);
+    assert_eq!(budget.in_use(), 0, "the decode returned what it reserved");
+    let Some(Ok(crop)) = crop else {
         return;
     };
     assert_eq!(

@@ -50,6 +50,13 @@ pub struct ClipSettings {
     pub decode_threads: usize,
     /// `CLIPSEARCH_QUERY_CACHE_SIZE`: text embeddings kept per text model (0 = no cache).
     pub query_cache_entries: usize,
+    /// `CLIPSEARCH_DECODE_BUDGET_BYTES`: bytes that all images decoding at once may hold
+    /// together (`clip::budget`); `None` derives it from `memory_bytes`.
+    pub decode_budget_bytes: Option<u64>,
+    /// The memory this process may use: `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (MB, set by Lambda),
+    /// else the machine's (`MemTotal` of /proc/meminfo); `None` when neither is known, and
+    /// then without `decode_budget_bytes` decoding has no shared bound.
+    pub memory_bytes: Option<u64>,
 }
 
 /// 1024 embeddings of 512–768 floats: 2–3 MB.
@@ -72,8 +79,33 @@ impl ClipSettings {
             batch_size: env_parse("CLIPSEARCH_BATCH_SIZE", 8usize)?.max(1),
             decode_threads: env_parse("CLIPSEARCH_DECODE_THREADS", 0usize)?,
             query_cache_entries: env_parse("CLIPSEARCH_QUERY_CACHE_SIZE", DEFAULT_QUERY_CACHE_ENTRIES)?,
+            decode_budget_bytes: match env_opt("CLIPSEARCH_DECODE_BUDGET_BYTES") {
+                None => None,
+                Some(_) => match env_parse("CLIPSEARCH_DECODE_BUDGET_BYTES", 0u64)? {
+                    0 => {
+                        return Err(Error::Config(
+                            "CLIPSEARCH_DECODE_BUDGET_BYTES=0 would refuse every image; unset it \
+                             to derive the budget from the memory size"
+                                .into(),
+                        ))
+                    }
+                    bytes => Some(bytes),
+                },
+            },
+            memory_bytes: match env_opt("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") {
+                Some(_) => Some(env_parse("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0u64)? << 20),
+                None => machine_memory_bytes(),
+            },
         })
     }
+}
+
+/// `MemTotal` from /proc/meminfo (Linux), in bytes.
+fn machine_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib << 10)
 }
 
 impl Default for ClipSettings {
@@ -89,6 +121,8 @@ impl Default for ClipSettings {
             batch_size: 8,
             decode_threads: 0,
             query_cache_entries: DEFAULT_QUERY_CACHE_ENTRIES,
+            decode_budget_bytes: None,
+            memory_bytes: None,
         }
     }
 }

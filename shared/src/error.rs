@@ -24,6 +24,12 @@ pub enum Error {
         pixels: u64,
         limit: u64,
     },
+    #[error(
+        "decoding this image needs about {needed} bytes, more than the whole decode budget of \
+         {budget} bytes (CLIPSEARCH_DECODE_BUDGET_BYTES, by default derived from the function's \
+         memory): give the function more memory or lower CLIPSEARCH_MAX_IMAGE_PIXELS"
+    )]
+    OverDecodeBudget { needed: u64, budget: u64 },
     #[error("unsupported image format: {0} (supported: JPEG, PNG, WebP, GIF, TIFF, BMP)")]
     UnsupportedFormat(String),
     #[error("not an image: {0}")]
@@ -94,6 +100,7 @@ impl Error {
             Error::EmptyImage
                 | Error::ImageTooLarge { .. }
                 | Error::TooManyPixels { .. }
+                | Error::OverDecodeBudget { .. }
                 | Error::UnsupportedFormat(_)
                 | Error::NotAnImage(_)
                 | Error::CorruptImage { .. }
@@ -108,6 +115,7 @@ impl Error {
             Error::EmptyImage => "empty_image",
             Error::ImageTooLarge { .. } => "image_too_large",
             Error::TooManyPixels { .. } => "too_many_pixels",
+            Error::OverDecodeBudget { .. } => "over_decode_budget",
             Error::UnsupportedFormat(_) => "unsupported_format",
             Error::NotAnImage(_) => "not_an_image",
             Error::CorruptImage { .. } => "corrupt_image",

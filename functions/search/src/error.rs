@@ -93,7 +93,7 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         let (status, message) = match &error {
-            Error::ImageTooLarge { .. } | Error::TooManyPixels { .. } => {
+            Error::ImageTooLarge { .. } | Error::TooManyPixels { .. } | Error::OverDecodeBudget { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
             }
             Error::NotFound(_) | Error::ObjectMissing { .. } => (StatusCode::NOT_FOUND, error.to_string()),
@@ -134,6 +134,7 @@ mod tests {
             (Error::EmptyText, 400),
             (Error::NotAnImage("x".into()), 400),
             (Error::ImageTooLarge { size: 9, limit: 1 }, 413),
+            (Error::OverDecodeBudget { needed: 9, budget: 1 }, 413),
             (Error::NotFound("a".into()), 404),
             (Error::StoreUnavailable("http://10.0.0.7:19530 refused".into()), 503),
             (Error::Config("MILVUS_TOKEN=secret".into()), 500),

@@ -13,6 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
+use super::budget::{decode_cost, decoder_bytes, DecodeBudget, Reservation};
 use crate::{Error, Result};
 
 /// Limits applied before decoding.
@@ -154,11 +155,20 @@ pub struct DecodedImage {
     /// shows), even when the JPEG was decoded at a reduced scale.
     pub width: u32,
     pub height: u32,
+    /// What this decode holds of the shared budget, returned when the pixels are dropped.
+    _held: Reservation,
 }
 
 /// Decodes `bytes` to upright RGB8. `min_short_side` lets a JPEG be decoded at a reduced DCT
-/// scale as long as its short side stays at least that long; pass 0 for full resolution.
-pub fn decode_rgb(bytes: &[u8], limits: DecodeLimits, min_short_side: u32) -> Result<DecodedImage> {
+/// scale as long as its short side stays at least that long; pass 0 for full resolution. The
+/// decode's memory is reserved from `budget` once the header has said how much it will be
+/// (waiting while other decodes hold it) and is held by the returned image.
+pub fn decode_rgb(
+    bytes: &[u8],
+    limits: DecodeLimits,
+    min_short_side: u32,
+    budget: &DecodeBudget,
+) -> Result<DecodedImage> {
     let size = bytes.len() as u64;
     if size == 0 {
         return Err(Error::EmptyImage);
@@ -172,8 +182,8 @@ pub fn decode_rgb(bytes: &[u8], limits: DecodeLimits, min_short_side: u32) -> Re
     let format = sniff(bytes)?;
     // Decoders are well fuzzed, but a panic inside one must never take down a batch.
     catch_unwind(AssertUnwindSafe(|| match format {
-        SniffedFormat::Jpeg => decode_jpeg(bytes, limits, min_short_side),
-        other => decode_with_image(bytes, other, limits),
+        SniffedFormat::Jpeg => decode_jpeg(bytes, limits, min_short_side, budget),
+        other => decode_with_image(bytes, other, limits, budget),
     }))
     .unwrap_or_else(|_| {
         Err(Error::CorruptImage {
@@ -209,7 +219,7 @@ fn corrupt(format: SniffedFormat, e: impl std::fmt::Display) -> Error {
     }
 }
 
-fn decode_jpeg(bytes: &[u8], limits: DecodeLimits, min_short_side: u32) -> Result<DecodedImage> {
+fn decode_jpeg(bytes: &[u8], limits: DecodeLimits, min_short_side: u32, budget: &DecodeBudget) -> Result<DecodedImage> {
     let format = SniffedFormat::Jpeg;
     let mut decompressor = turbojpeg::Decompressor::new().map_err(|e| corrupt(format, e))?;
     let header = decompressor.read_header(bytes).map_err(|e| corrupt(format, e))?;
@@ -224,7 +234,15 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits, min_short_side: u32) -> Resul
     ) {
         // TurboJPEG cannot turn CMYK into RGB; these print-shop files are rare enough that the
         // slower pure-Rust decoder is fine.
-        return decode_cmyk_jpeg(bytes, orientation, (full_w, full_h));
+        // jpeg-decoder's CMYK samples (4 bytes a pixel) at full size, then the RGB copy.
+        let pixels = full_w as u64 * full_h as u64;
+        let held = budget.reserve(decode_cost(
+            bytes.len() as u64,
+            pixels,
+            pixels * 4,
+            is_rotated(orientation),
+        ))?;
+        return decode_cmyk_jpeg(bytes, orientation, (full_w, full_h), held);
     }
     if min_short_side > 0 && !header.is_lossless {
         let scale = dct_scale(full_w.min(full_h), min_short_side);
@@ -234,6 +252,25 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits, min_short_side: u32) -> Resul
     }
     let scaled = header.scaled(decompressor.scaling_factor());
     let (w, h) = (scaled.width, scaled.height);
+    // The output buffer is the RGB image itself. A progressive JPEG also keeps every DCT
+    // coefficient of the full-size frame (2 bytes a sample) whatever the output scale.
+    let coefficients = if jpeg_is_progressive(bytes) {
+        let bytes_per_pixel = match header.subsamp {
+            turbojpeg::Subsamp::Gray => 2,
+            turbojpeg::Subsamp::Sub2x1 | turbojpeg::Subsamp::Sub1x2 => 4,
+            turbojpeg::Subsamp::Sub2x2 | turbojpeg::Subsamp::Sub4x1 | turbojpeg::Subsamp::Sub1x4 => 3,
+            _ => 6,
+        };
+        full_w as u64 * full_h as u64 * bytes_per_pixel
+    } else {
+        0
+    };
+    let held = budget.reserve(decode_cost(
+        bytes.len() as u64,
+        w as u64 * h as u64,
+        coefficients,
+        is_rotated(orientation),
+    ))?;
     let mut pixels = vec![0u8; w * h * 3];
     let image = turbojpeg::Image {
         pixels: pixels.as_mut_slice(),
@@ -258,6 +295,7 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits, min_short_side: u32) -> Resul
         format,
         width,
         height,
+        _held: held,
     })
 }
 
@@ -286,9 +324,22 @@ fn is_benign_libjpeg_warning(message: &str) -> bool {
 
 /// The TIFF payload of the first `APP1 Exif` segment, if any.
 fn jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
+    jpeg_segments(bytes)
+        .find(|(marker, payload)| *marker == 0xE1 && payload.starts_with(b"Exif\0\0"))
+        .map(|(_, payload)| &payload[6..])
+}
+
+/// Whether the frame header is a progressive one (SOF2, SOF6, SOF10, SOF14).
+fn jpeg_is_progressive(bytes: &[u8]) -> bool {
+    jpeg_segments(bytes).any(|(marker, _)| matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE))
+}
+
+/// The marker segments before the image data, as (marker, payload); stops at the first
+/// malformed one.
+fn jpeg_segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     let mut i = 2; // after SOI
-    while i + 4 <= bytes.len() {
-        if bytes[i] != 0xFF {
+    std::iter::from_fn(move || loop {
+        if i + 4 > bytes.len() || bytes[i] != 0xFF {
             return None;
         }
         let marker = bytes[i + 1];
@@ -306,15 +357,17 @@ fn jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
         }
         let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
         let payload = bytes.get(i + 4..i + 2 + len)?;
-        if marker == 0xE1 && payload.starts_with(b"Exif\0\0") {
-            return Some(&payload[6..]);
-        }
         i += 2 + len;
-    }
-    None
+        return Some((marker, payload));
+    })
 }
 
-fn decode_cmyk_jpeg(bytes: &[u8], orientation: Orientation, full: (u32, u32)) -> Result<DecodedImage> {
+fn decode_cmyk_jpeg(
+    bytes: &[u8],
+    orientation: Orientation,
+    full: (u32, u32),
+    held: Reservation,
+) -> Result<DecodedImage> {
     let format = SniffedFormat::Jpeg;
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     let data = decoder.decode().map_err(|e| corrupt(format, e))?;
@@ -344,10 +397,16 @@ fn decode_cmyk_jpeg(bytes: &[u8], orientation: Orientation, full: (u32, u32)) ->
         format,
         width,
         height,
+        _held: held,
     })
 }
 
-fn decode_with_image(bytes: &[u8], format: SniffedFormat, limits: DecodeLimits) -> Result<DecodedImage> {
+fn decode_with_image(
+    bytes: &[u8],
+    format: SniffedFormat,
+    limits: DecodeLimits,
+    budget: &DecodeBudget,
+) -> Result<DecodedImage> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
     let mut image_limits = image::Limits::default();
     // Our own pixel check below gives the better error; this is a second fence for the
@@ -358,6 +417,12 @@ fn decode_with_image(bytes: &[u8], format: SniffedFormat, limits: DecodeLimits) 
     let (w, h) = decoder.dimensions();
     check_pixels(w, h, limits)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let held = budget.reserve(decode_cost(
+        bytes.len() as u64,
+        w as u64 * h as u64,
+        decoder_bytes(decoder.total_bytes()),
+        is_rotated(orientation),
+    ))?;
     let image = DynamicImage::from_decoder(decoder).map_err(|e| corrupt(format, e))?;
     let rgb = to_rgb_on_white(image);
     let rgb = apply_orientation(DynamicImage::ImageRgb8(rgb), orientation).into_rgb8();
@@ -367,7 +432,13 @@ fn decode_with_image(bytes: &[u8], format: SniffedFormat, limits: DecodeLimits) 
         format,
         width,
         height,
+        _held: held,
     })
+}
+
+/// Whether applying `orientation` makes a new buffer (anything but the identity).
+fn is_rotated(orientation: Orientation) -> bool {
+    orientation != Orientation::NoTransforms
 }
 
 fn apply_orientation(mut image: DynamicImage, orientation: Orientation) -> DynamicImage {

@@ -6,6 +6,7 @@ use image::RgbImage;
 use ort::session::Session;
 use ort::value::Tensor;
 
+use super::budget::DecodeBudget;
 use super::decode::{decode_rgb, DecodeLimits, SniffedFormat};
 use super::model_dir::{ModelDir, Preprocessing};
 use super::runtime::{self, Threads};
@@ -40,6 +41,8 @@ pub struct ImageEncoder {
     dimension: usize,
     preprocessing: Preprocessing,
     limits: DecodeLimits,
+    /// Shared by every decode of this encoder, so concurrent images stay within memory.
+    budget: DecodeBudget,
     batch_size: usize,
     /// Threads decoding in `embed_many` (0 = all cores).
     decode_threads: usize,
@@ -53,12 +56,13 @@ impl std::fmt::Debug for ImageEncoder {
             .field("input", &self.input_name)
             .field("output", &self.output_name)
             .field("dimension", &self.dimension)
+            .field("budget", &self.budget)
             .finish()
     }
 }
 
 impl ImageEncoder {
-    pub fn load(model: &ModelDir, settings: &ClipSettings) -> Result<Self> {
+    pub fn load(model: &ModelDir, settings: &ClipSettings, budget: DecodeBudget) -> Result<Self> {
         let vision_model = model.vision_model()?;
         let env = runtime::environment(settings.ort_library.as_deref())?;
         let session = runtime::session(
@@ -115,6 +119,7 @@ impl ImageEncoder {
                 max_bytes: settings.max_image_bytes,
                 max_pixels: settings.max_image_pixels,
             },
+            budget,
             batch_size,
             decode_threads: settings.decode_threads,
             input_size,
@@ -145,9 +150,19 @@ impl ImageEncoder {
         self.limits
     }
 
-    /// Decode + preprocess: CPU only, no session, safe to call from many threads at once.
+    pub fn budget(&self) -> &DecodeBudget {
+        &self.budget
+    }
+
+    /// Decode + preprocess: CPU only, no session, safe to call from many threads at once (each
+    /// waits while the others hold the decode budget). Blocks: never call it on an async worker.
     pub fn prepare(&self, bytes: &[u8]) -> Result<PreparedImage> {
-        let decoded = decode_rgb(bytes, self.limits, self.preprocessing.min_decode_short_side())?;
+        let decoded = decode_rgb(
+            bytes,
+            self.limits,
+            self.preprocessing.min_decode_short_side(),
+            &self.budget,
+        )?;
         let crop = self.preprocessing.crop_u8(&decoded.rgb)?;
         Ok(PreparedImage {
             crop,

@@ -1,6 +1,7 @@
 //! CLIP encoders: a Hugging Face export directory, ONNX Runtime sessions, the image front end
 //! and the tokenizer. Knows nothing of S3, Milvus or Lambda.
 
+pub mod budget;
 pub mod decode;
 pub mod family;
 pub mod image_encoder;
@@ -11,6 +12,7 @@ pub mod query_cache;
 pub mod runtime;
 pub mod text_encoder;
 
+pub use budget::DecodeBudget;
 pub use decode::{DecodeLimits, SniffedFormat};
 pub use family::Family;
 pub use image_encoder::{ImageEmbedding, ImageEncoder, PreparedImage};
@@ -90,12 +92,14 @@ impl Clip {
             .as_deref()
             .map(|dir| paired_text_tower(dir, &model))
             .transpose()?;
+        let budget = towers
+            .image
+            .then(|| decode_budget(settings, &model, text_tower.as_ref(), towers))
+            .transpose()?;
         // Both towers load at once: a session's load is mostly one thread parsing and
         // preparing its weights, so two of them overlap on a two-core host.
         let (image, text) = std::thread::scope(|scope| {
-            let image = towers
-                .image
-                .then(|| scope.spawn(|| ImageEncoder::load(&model, settings)));
+            let image = budget.map(|budget| scope.spawn(|| ImageEncoder::load(&model, settings, budget)));
             let text = towers
                 .text
                 .then(|| TextEncoder::load(text_tower.as_ref().unwrap_or(&model), settings))
@@ -290,6 +294,28 @@ fn run_parallel<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(usize,
         .into_iter()
         .map(|r| r.expect("every index is processed once"))
         .collect()
+}
+
+/// The decode budget: the configured bytes, or derived from the process's memory less the
+/// weights of the towers it loads.
+fn decode_budget(
+    settings: &ClipSettings,
+    model: &ModelDir,
+    text_tower: Option<&ModelDir>,
+    towers: Towers,
+) -> Result<DecodeBudget> {
+    let bytes = match (settings.decode_budget_bytes, settings.memory_bytes) {
+        (Some(bytes), _) => bytes,
+        (None, Some(memory)) => {
+            let mut weights = model_dir::tower_bytes(model.vision_model()?);
+            if towers.text {
+                weights += model_dir::tower_bytes(text_tower.unwrap_or(model).text_model()?);
+            }
+            budget::derive(memory, weights)
+        }
+        (None, None) => return Ok(DecodeBudget::unlimited()),
+    };
+    Ok(DecodeBudget::new(bytes))
 }
 
 /// Opens the text tower in `dir` and checks that it declares `model`'s image space.

@@ -47,10 +47,36 @@ pub fn is_unused_tower_file(relative: &str, towers: crate::clip::Towers) -> bool
             relative == *c
                 || relative
                     .strip_prefix(c)
-                    .is_some_and(|rest| rest == "_data" || rest == ".data")
+                    .is_some_and(|rest| EXTERNAL_DATA_SUFFIXES.contains(&rest))
         })
     };
     (!towers.image && of(VISION_CANDIDATES)) || (!towers.text && of(TEXT_CANDIDATES))
+}
+
+/// What a tower's external weights file adds to its ONNX file's name (exporters write
+/// `….onnx_data`, ONNX Runtime's optimiser `….onnx.data`).
+const EXTERNAL_DATA_SUFFIXES: [&str; 2] = ["_data", ".data"];
+
+/// Whether `name` is an ONNX graph or a graph's external weights.
+pub(crate) fn is_onnx_file(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".onnx")
+        || EXTERNAL_DATA_SUFFIXES
+            .iter()
+            .any(|suffix| lower.strip_suffix(suffix).is_some_and(|graph| graph.ends_with(".onnx")))
+}
+
+/// Bytes of a tower's weights on disk: its ONNX file and any external data beside it (what a
+/// loaded session holds in memory, near enough).
+pub fn tower_bytes(onnx: &Path) -> u64 {
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let mut total = size(onnx);
+    for suffix in EXTERNAL_DATA_SUFFIXES {
+        let mut data = onnx.as_os_str().to_owned();
+        data.push(suffix);
+        total += size(Path::new(&data));
+    }
+    total
 }
 
 /// The name an optimised copy (`optimized.json`, written by `clipsearch optimize-model`) keeps

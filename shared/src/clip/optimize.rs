@@ -15,9 +15,7 @@ use crate::{Error, Result};
 /// hidden files, and directories such as `source/` (the weights an export was built from).
 fn is_copied(relative: &str) -> bool {
     let lower = relative.to_ascii_lowercase();
-    !(lower.ends_with(".onnx")
-        || lower.ends_with(".onnx_data")
-        || lower.ends_with(".onnx.data")
+    !(super::model_dir::is_onnx_file(&lower)
         || lower.ends_with(".ort")
         || lower == "sha256sums"
         || lower.starts_with('.')
