@@ -21,7 +21,8 @@ use crate::{Error, Result};
 /// which ~350 MiB are weights (BENCHMARKS.md).
 pub const HEADROOM_BYTES: u64 = 256 << 20;
 
-/// The smallest budget ever derived: enough for one 12 MP photo decoded at full size.
+/// The smallest budget ever derived: enough for a 12 MP baseline JPEG (decoded at a reduced
+/// DCT scale) or a 5 MP RGB PNG; a 12 MP PNG (counted at ~116 MB) needs more.
 pub const MIN_DERIVED_BYTES: u64 = 64 << 20;
 
 /// The budget for a process that may use `memory_bytes` and holds `model_bytes` of weights.
