@@ -30,8 +30,6 @@ use search_support::{lambda_base, Corpus};
 
 /// The longest either phase may take before the test fails instead of hanging.
 const PHASE_LIMIT: Duration = Duration::from_secs(600);
-const COLOURS: [&str; 8] = ["red", "green", "blue", "yellow", "purple", "orange", "white", "black"];
-const SHAPES: [&str; 6] = ["circle", "square", "triangle", "star", "cross", "stripes"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
@@ -60,20 +58,14 @@ struct Outcome {
     emulator_retries: usize,
 }
 
-fn encode(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
 /// The `index`-th request: kinds in turn, subjects and captions cycling through the corpus.
 fn query(corpus: &Corpus, index: usize) -> Query {
     let image = &corpus.images[(index * 7) % corpus.images.len()];
     match index % 3 {
         0 => {
-            let caption = format!(
-                "a photo of a {} {}",
-                COLOURS[index % COLOURS.len()],
-                SHAPES[(index / COLOURS.len()) % SHAPES.len()]
-            );
+            // Another image's class, so that text and image queries do not pair up.
+            let class = &corpus.images[(index * 5 + 1) % corpus.images.len()];
+            let caption = format!("a photo of a {} {}", class.colour, class.shape);
             Query {
                 kind: Kind::Text,
                 target: "/search".into(),
@@ -86,7 +78,7 @@ fn query(corpus: &Corpus, index: usize) -> Query {
         }
         1 => Query {
             kind: Kind::Image,
-            target: format!("/search?top_k=5&prefix={}", encode(&corpus.prefix)),
+            target: format!("/search?top_k=5&prefix={}", search_support::encode(&corpus.prefix)),
             content_type: sniff(&image.bytes).expect("a seeded image").mime(),
             body: image.bytes.clone(),
             subject: Some(image.id.clone()),
@@ -132,7 +124,7 @@ fn check(corpus: &Corpus, query: &Query, status: u16, body: &[u8]) -> Option<Str
 }
 
 /// Sends every query with at most `concurrency` in flight; `send` answers one.
-async fn run<F, Fut>(queries: Vec<Query>, concurrency: usize, send: F) -> (Vec<Outcome>, Duration)
+async fn run<F, Fut>(queries: Vec<Arc<Query>>, concurrency: usize, send: F) -> (Vec<Outcome>, Duration)
 where
     F: Fn(Arc<Query>) -> Fut,
     Fut: std::future::Future<Output = Outcome> + Send + 'static,
@@ -142,7 +134,7 @@ where
     let mut tasks = Vec::with_capacity(queries.len());
     for query in queries {
         let permit = gate.clone().acquire_owned().await.expect("the gate stays open");
-        let answer = send(Arc::new(query));
+        let answer = send(query);
         tasks.push(tokio::spawn(async move {
             let outcome = answer.await;
             drop(permit);
@@ -229,10 +221,10 @@ async fn mixed_queries_under_load_all_answer_right() {
 
     // In process: the handler the Lambda runtime calls, without the emulator's HTTP in between.
     let app = Arc::new(search::from_env().await.expect("the search function starts"));
-    let queries: Vec<Query> = (0..requests).map(|i| query(&corpus, i)).collect();
+    let queries: Vec<Arc<Query>> = (0..requests).map(|i| Arc::new(query(&corpus, i))).collect();
     let (outcomes, wall) = tokio::time::timeout(
         PHASE_LIMIT,
-        run(queries, concurrency, |query| {
+        run(queries.clone(), concurrency, |query| {
             let (app, corpus) = (app.clone(), corpus.clone());
             async move {
                 let request = lambda_http::http::Request::builder()
@@ -262,7 +254,6 @@ async fn mixed_queries_under_load_all_answer_right() {
     // Through the emulator: HTTP to the Function URL, the runtime API, the function process.
     let base = lambda_base();
     let client = emulator::client();
-    let queries: Vec<Query> = (0..requests).map(|i| query(&corpus, i)).collect();
     let (outcomes, wall) = tokio::time::timeout(
         PHASE_LIMIT,
         run(queries, concurrency, |query| {

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
 use common::emulator;
-use search_support::{lambda_base, Corpus};
+use search_support::{encode, lambda_base, Corpus};
 
 const DOC: &str = include_str!("../functions/search/openapi.json");
 
@@ -235,17 +235,6 @@ fn id_of(result: &Value) -> &str {
 
 fn score_of(result: &Value) -> f64 {
     result["score"].as_f64().unwrap()
-}
-
-/// Percent-encodes a query-string value: every UTF-8 byte but the unreserved ones.
-fn encode(query: &str) -> String {
-    query
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------- behaviour

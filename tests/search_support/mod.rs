@@ -55,6 +55,17 @@ pub fn bucket() -> String {
     env_opt("CLIPSEARCH_BUCKET").unwrap_or_else(|| "images".into())
 }
 
+/// Percent-encodes a query-string value: every UTF-8 byte but the unreserved ones.
+pub fn encode(query: &str) -> String {
+    query
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The search function's URL under `cargo lambda watch`.
 pub fn lambda_base() -> String {
     let port = env_opt("LAMBDA_PORT").unwrap_or_else(|| "9000".into());
