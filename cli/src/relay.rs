@@ -7,7 +7,8 @@
 //! With `--in-process MODEL_DIR` the relay is itself the function: it handles each batch with
 //! the ingest use case the Lambda runs (`Ingestor::handle_sqs`). Several such relays are several
 //! independent ingest workers, which is how the tests run concurrent Lambdas as separate
-//! processes without an emulator per worker.
+//! processes without an emulator per worker. Each batch then runs under the deadline an
+//! invocation would have, `CLIPSEARCH_INVOCATION_TIMEOUT_SECS` (none when unset).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
 use clipsearch::config::{env_opt, ClipSettings};
+use clipsearch::deadline;
 use clipsearch::events::SqsMessage;
 use clipsearch::ingest::ClipIngestor;
 use serde_json::{json, Value};
@@ -53,8 +55,16 @@ pub struct RelayArgs {
 
 /// Who handles a batch.
 enum Target {
-    Emulator { http: reqwest::Client, url: String },
-    InProcess(Box<ClipIngestor>),
+    Emulator {
+        http: reqwest::Client,
+        url: String,
+    },
+    /// Each batch under the deadline a Lambda invocation would have
+    /// (`CLIPSEARCH_INVOCATION_TIMEOUT_SECS`; none when unset).
+    InProcess {
+        ingestor: Box<ClipIngestor>,
+        timeout: Option<Duration>,
+    },
 }
 
 impl Target {
@@ -62,12 +72,14 @@ impl Target {
     async fn deliver(&self, event: &Value, messages: &[SqsMessage]) -> Result<HashSet<String>> {
         match self {
             Target::Emulator { http, url } => invoke_through_emulator(http, url, event).await,
-            Target::InProcess(ingestor) => Ok(ingestor
-                .handle_sqs(messages)
-                .await
-                .failed_message_ids
-                .into_iter()
-                .collect()),
+            Target::InProcess { ingestor, timeout } => {
+                let deadline = deadline::invocation_deadline(0, *timeout);
+                Ok(deadline::within(deadline, ingestor.handle_sqs(messages))
+                    .await
+                    .failed_message_ids
+                    .into_iter()
+                    .collect())
+            }
         }
     }
 }
@@ -138,7 +150,10 @@ pub async fn run(options: RelayArgs) -> Result<bool> {
             };
             let ingestor = ClipIngestor::from_env(clip).await.context("ingest cold start")?;
             eprintln!("relay: {queue_url} -> in-process ingest (pid {})", std::process::id());
-            Target::InProcess(Box::new(ingestor))
+            Target::InProcess {
+                ingestor: Box::new(ingestor),
+                timeout: deadline::fallback_from_env()?,
+            }
         }
         None => {
             let http = reqwest::Client::builder()

@@ -36,24 +36,53 @@ pub fn init_tracing() {
         .init();
 }
 
+/// Everything the search function is configured with, read from the environment in one place.
+pub struct SearchConfig {
+    pub search: SearchSettings,
+    pub objects: ObjectSettings,
+    pub clip: ClipSettings,
+    pub milvus: MilvusSettings,
+    /// `CLIPSEARCH_MAX_REQUEST_BYTES`.
+    pub max_body_bytes: usize,
+    /// `CLIPSEARCH_INVOCATION_TIMEOUT_SECS`.
+    pub fallback_timeout: Option<std::time::Duration>,
+}
+
+impl SearchConfig {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            search: SearchSettings::from_env()?,
+            objects: ObjectSettings::from_env()?,
+            clip: ClipSettings::from_env()?,
+            milvus: MilvusSettings::from_env()?,
+            max_body_bytes: env_parse("CLIPSEARCH_MAX_REQUEST_BYTES", DEFAULT_MAX_BODY_BYTES)?,
+            fallback_timeout: clipsearch::deadline::fallback_from_env()?,
+        })
+    }
+}
+
+/// The cold start with the configuration of the environment ([`build`]).
+pub async fn from_env() -> anyhow::Result<SearchApp> {
+    build(SearchConfig::from_env()?).await
+}
+
 /// The cold start: loads only the towers the configuration enables, makes the S3 client and
 /// tries Milvus within what is left of the init phase (a failure there is logged, not fatal:
 /// requests connect under their own deadline, and answer 503 while Milvus does not).
-pub async fn from_env() -> anyhow::Result<SearchApp> {
+pub async fn build(config: SearchConfig) -> anyhow::Result<SearchApp> {
     let started = std::time::Instant::now();
-    let settings = SearchSettings::from_env()?;
-    let objects = S3Objects::connect(&ObjectSettings::from_env()?).await;
+    let settings = config.search;
+    let objects = S3Objects::connect(&config.objects).await;
     // On Lambda the model is copied from CLIPSEARCH_MODEL_S3_URI to /tmp first.
     let towers = settings.towers();
-    let clip_settings = clipsearch::model_source::resolve(ClipSettings::from_env()?, Some(&objects), towers).await?;
+    let clip_settings = clipsearch::model_source::resolve(config.clip, Some(&objects), towers).await?;
     let clip = tokio::task::spawn_blocking(move || Clip::load(&clip_settings, towers))
         .await
         .context("loading the model")??;
     let spec = IndexSpec::of(&clip);
     let model_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let index = LazyMilvus::new(MilvusSettings::from_env()?, spec);
+    let index = LazyMilvus::new(config.milvus, spec);
     index.warm_up(started).await;
-    let max_body: usize = env_parse("CLIPSEARCH_MAX_REQUEST_BYTES", DEFAULT_MAX_BODY_BYTES)?;
     tracing::info!(
         model = clip.name(),
         text = towers.text,
@@ -63,5 +92,5 @@ pub async fn from_env() -> anyhow::Result<SearchApp> {
         "ready"
     );
     let searcher = Searcher::new(Arc::new(clip), index, Some(objects), settings);
-    Ok(App::new(searcher, max_body).with_fallback_timeout(clipsearch::deadline::fallback_from_env()?))
+    Ok(App::new(searcher, config.max_body_bytes).with_fallback_timeout(config.fallback_timeout))
 }
