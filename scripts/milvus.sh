@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a real Milvus (standalone engine from `pip install milvus==2.3.5`) for tests and local use.
 #
-#   scripts/milvus.sh up      start (no-op when this instance is already healthy)
+#   scripts/milvus.sh up      start; returns once it serves a create/insert/search round trip
+#                             (no-op when this instance is already healthy)
 #   scripts/milvus.sh up --fresh   start on empty data (tests: nothing left from earlier runs)
 #   scripts/milvus.sh down    stop it and everything it spawned
 #   scripts/milvus.sh status  exit 0 when healthy, 3 when not running
@@ -17,10 +18,9 @@
 #                         pidfile; one per port so a test instance never shares data with yours
 #   MILVUS_START_TIMEOUT  seconds to wait for health in all (default 300; the first start
 #                         unpacks the engine's binaries, which takes a while on a small machine)
-#   MILVUS_STALL_TIMEOUT  seconds a started engine may stay unhealthy before it is restarted
-#                         (up to 3 attempts; default 45 on empty data, 120 on kept data, where
-#                         the engine waits about a minute for the last run's sessions to expire
-#                         and a restart would only leave more of them)
+#   MILVUS_STALL_TIMEOUT  seconds a started engine may stay unhealthy, and then fail to serve
+#                         a create/insert/search round trip, before it is restarted (up to 3
+#                         attempts; default 60)
 #   MILVUS_VENV           Python virtualenv holding the `milvus` package (default .venv)
 set -euo pipefail
 
@@ -44,6 +44,12 @@ WHERE="grpc 127.0.0.1:$PORT, health $HEALTH_URL"
 # path (it terminates the engine, then exits). SIGTERM would leave the engine running.
 STOP_LEADER_SIGNAL=INT
 STOP_GRACE_SECS=15
+# Each engine component holds an etcd session; the wrapper SIGKILLs the engine one second after
+# its SIGTERM, before the components revoke them (nor do they on a crash), and a start on kept
+# data waits for those leases to expire before its first create_collection (19-27 s with the
+# default 30 s lifetime). A lifetime of 10 s bounds that wait; the sessions' keep-alives run
+# every few seconds, so a busy machine does not lose a live one.
+SESSION_TTL_SECS=10
 # shellcheck source=lib/service.sh
 source "$ROOT/scripts/lib/service.sh"
 
@@ -83,9 +89,7 @@ cmd_up() {
     rm -rf "$HOME_DIR/data"
     log "starting on empty data (--fresh)"
   fi
-  if [[ -z "$STALL_TIMEOUT" ]]; then
-    if [[ -d "$HOME_DIR/data" ]]; then STALL_TIMEOUT=120; else STALL_TIMEOUT=45; fi
-  fi
+  STALL_TIMEOUT=${STALL_TIMEOUT:-60}
   deadline=$((SECONDS + START_TIMEOUT))
   for attempt in 1 2 3; do
     launch
@@ -134,8 +138,24 @@ YAML
   # Same as `.venv/bin/milvus-server`, except that the health (metrics) port is settable:
   # the wrapper hard-codes 9091 as its starting point. The engine's internal components get
   # MILVUS_PORT+1..+8 instead of the fixed defaults every instance would compete for.
+  # The wrapper probes each port with a bind() lacking SO_REUSEADDR, which fails while the last
+  # run's connections linger in TIME_WAIT: it then moved the health port to the next one, and
+  # a restart on kept data waited for a /healthz that was never coming (the engine, a Go
+  # program, binds with SO_REUSEADDR and was serving all along). Probing as the engine binds
+  # keeps every port where we asked; a port another process listens on still fails the bind.
   ETCD_CONFIG_PATH="$HOME_DIR/embedEtcd.yaml" setsid "$VENV/bin/python" -c '
-import sys, milvus
+import socket, sys, milvus
+def try_bind_port(self, port):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        return sock
+    except OSError:
+        sock.close()
+        return None
+milvus.MilvusServerConfig.try_bind_port = try_bind_port
 milvus.default_server.webservice_port = int(sys.argv.pop(1))
 sys.argv[0] = "milvus-server"
 milvus.main()
@@ -144,15 +164,15 @@ milvus.main()
     --query-coord-port $((PORT + 3)) --query-node-port $((PORT + 4)) \
     --index-coord-port $((PORT + 5)) --index-node-port $((PORT + 6)) \
     --data-coord-port $((PORT + 7)) --data-node-port $((PORT + 8)) \
+    --extra-config common.session.ttl=$SESSION_TTL_SECS \
     </dev/null >>"$LOG" 2>&1 &
   pid=$!
   echo "$pid" >"$PIDFILE"
 }
 
-# 0 = healthy, 1 = failed (give up), 2 = stalled (worth a restart). The engine sometimes never
+# 0 = serving, 1 = failed (give up), 2 = stalled (worth a restart). The engine sometimes never
 # becomes healthy: its embedded etcd answers the first session registration with "leader
-# changed" and a component never retries, or (restarting on old data) it waits for the
-# previous run's sessions to expire. A restart gets past both.
+# changed" and a component never retries. A restart gets past it.
 wait_up() {
   local engine_log="$HOME_DIR/logs/milvus-stdout.log" engine_started=""
   until healthy && port_in_use "$PORT"; do
@@ -175,6 +195,13 @@ wait_up() {
     fi
     sleep 0.5
   done
+  # Healthy is not serving: until the last run's sessions expire, the first create_collection
+  # waits. Return only once a create/insert/search round trip works.
+  local left=$((deadline - SECONDS))
+  ((left > 0)) || return 1
+  if ! python3 "$ROOT/scripts/lib/milvus-probe.py" "http://127.0.0.1:$PORT" "$((left < STALL_TIMEOUT ? left : STALL_TIMEOUT))"; then
+    return 2
+  fi
   return 0
 }
 

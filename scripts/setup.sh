@@ -22,42 +22,28 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# --- Python tools: reference pipeline, milvus-server, moto, cargo-lambda, cfn-lint -------------
-stamp="$VENV/.requirements.sha256"
-want=$(sha256sum tools/requirements.txt | cut -d' ' -f1)
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  step "Python venv $VENV (tools/requirements.txt)"
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tools/requirements.txt
+# --- Python venvs, each from its pinned requirements, rebuilt when they change ----------------
+# venv DIR PROBE REQUIREMENTS [CONSTRAINTS]: PROBE is a file the finished venv has.
+venv() {
+  local dir=$1 probe=$2 requirements=$3 constraints=${4:-} stamp want
+  stamp="$dir/.requirements.sha256"
+  want=$(cat "$requirements" ${constraints:+"$constraints"} | sha256sum | cut -d' ' -f1)
+  if [ -x "$dir/$probe" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    step "venv $dir up to date"
+    return
+  fi
+  step "venv $dir ($requirements)"
+  "$PYTHON" -m venv "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" ${constraints:+-c "$constraints"}
   echo "$want" > "$stamp"
-else
-  step "Python venv up to date"
-fi
-
-# --- checkov, in its own venv (its pins would move the main venv's libraries) ----------------
-stamp=.venv-checkov/.requirements.sha256
-want=$(cat tools/requirements-checkov.txt tools/constraints-checkov.txt | sha256sum | cut -d' ' -f1)
-if [ ! -x .venv-checkov/bin/checkov ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  step "checkov venv .venv-checkov (tools/requirements-checkov.txt)"
-  "$PYTHON" -m venv .venv-checkov
-  .venv-checkov/bin/pip install --quiet --disable-pip-version-check \
-    -r tools/requirements-checkov.txt -c tools/constraints-checkov.txt
-  echo "$want" > "$stamp"
-else
-  step "checkov venv up to date"
-fi
-
-# --- schemathesis, in its own venv too (tests/api_schema.rs) -----------------------------------
-stamp=.venv-schemathesis/.requirements.sha256
-want=$(sha256sum tools/requirements-schemathesis.txt | cut -d' ' -f1)
-if [ ! -x .venv-schemathesis/bin/schemathesis ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  step "schemathesis venv .venv-schemathesis (tools/requirements-schemathesis.txt)"
-  "$PYTHON" -m venv .venv-schemathesis
-  .venv-schemathesis/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-schemathesis.txt
-  echo "$want" > "$stamp"
-else
-  step "schemathesis venv up to date"
-fi
+}
+# The reference pipeline, milvus-server, moto, cargo-lambda, cfn-lint.
+venv "$VENV" bin/python tools/requirements.txt
+# checkov, schemathesis (tests/api_schema.rs) and Milvus Lite (scripts/milvus-lite.sh) in venvs
+# of their own: their pins would move the main venv's libraries.
+venv .venv-checkov bin/checkov tools/requirements-checkov.txt tools/constraints-checkov.txt
+venv .venv-schemathesis bin/schemathesis tools/requirements-schemathesis.txt
+venv .venv-milvus-lite bin/milvus-lite tools/requirements-milvus-lite.txt
 
 # --- ONNX Runtime shared library from the pinned wheel -----------------------------------------
 if [ ! -f "$ORT_DIR/$ORT_LIB" ]; then

@@ -31,6 +31,8 @@ export LAMBDA_PORT=${TEST_LAMBDA_PORT:-9077}
 export LAMBDA_MILVUS_DOWN_PORT=${TEST_LAMBDA_MILVUS_DOWN_PORT:-9078}
 export SILENT_MILVUS_PORT=${TEST_SILENT_MILVUS_PORT:-19599}
 export LAMBDA_MILVUS_DOWN_TIMEOUT_SECS=6
+# Milvus Lite, the newest engine reachable here: the store's tests run on it too (docs/engines.md).
+export MILVUS_LITE_PORT=${TEST_MILVUS_LITE_PORT:-19690}
 export RUST_LOG=${RUST_LOG:-info}
 
 cleanup() {
@@ -46,6 +48,7 @@ cleanup() {
   [ -n "${silent_pid:-}" ] && kill -TERM "$silent_pid" 2>/dev/null || true
   bash scripts/moto.sh down || true
   bash scripts/milvus.sh down || true
+  bash scripts/milvus-lite.sh down || true
   exit $rc
 }
 trap cleanup EXIT INT TERM
@@ -98,6 +101,11 @@ echo "==> cargo test"
 # A bound on the whole run, so that a call that never returns fails with the logs above
 # instead of running into CI's own limit with nothing said (TEST_TIMEOUT_SECS, default 50 min).
 timeout -s TERM "${TEST_TIMEOUT_SECS:-3000}" cargo test --release --workspace --no-fail-fast 2>&1 | tee .local/test.log
+
+echo "==> the store's tests again, on Milvus Lite $(.venv-milvus-lite/bin/pip show milvus-lite 2>/dev/null | sed -n 's/^Version: //p') (docs/engines.md)"
+bash scripts/milvus-lite.sh up --fresh
+MILVUS_URI=http://127.0.0.1:$MILVUS_LITE_PORT cargo test --release -p clipsearch --test store 2>&1 | tee -a .local/test.log
+bash scripts/milvus-lite.sh down
 
 echo "==> Lambda packages (cargo lambda build) and their glibc floor"
 bash scripts/package-lambda.sh x86_64

@@ -1,9 +1,9 @@
 //! The Milvus filter builder over hostile values (keys, buckets, ids, prefixes). Properties:
-//! each literal is one token that reads back as exactly its value (Go `strconv.Unquote`, as
-//! the engine parses it), so a value never adds or changes a clause: the expression built from
-//! hostile values has the same shape, token for token, as one built from plain ones; and the
-//! prefix range `prefix <= s < successor(prefix)` holds exactly for the strings that start with
-//! the prefix.
+//! each literal is one token that reads back as exactly its value (by the escapes both Milvus
+//! 2.x's `strconv.Unquote` and Milvus Lite's lexer know, with no raw line break), so a value
+//! never adds or changes a clause: the expression built from hostile values has the same
+//! shape, token for token, as one built from plain ones; and the prefix range
+//! `prefix <= s < successor(prefix)` holds exactly for the strings that start with the prefix.
 #![no_main]
 
 use clipsearch::store::filter::{and_all, equals, in_list, prefix_successor, starts_with, string_literal};
@@ -27,23 +27,19 @@ fn shape(expr: &str) -> (Vec<String>, Vec<String>) {
                 '\\' => match chars.next().expect("a dangling escape") {
                     '"' => value.push('"'),
                     '\\' => value.push('\\'),
-                    'u' => value.push(hex(&mut chars, 4)),
-                    'U' => value.push(hex(&mut chars, 8)),
-                    other => panic!("an escape the engine would misread: \\{other}"),
+                    'n' => value.push('\n'),
+                    'r' => value.push('\r'),
+                    't' => value.push('\t'),
+                    other => panic!("an escape Milvus Lite cannot read: \\{other}"),
                 },
-                c if c == ' ' || c.is_ascii_graphic() => value.push(c),
-                c => panic!("a raw {c:?} inside a literal"),
+                c @ ('\n' | '\r') => panic!("a raw {c:?} inside a literal: illegal for both engines"),
+                c => value.push(c),
             }
         }
         tokens.push("\"…\"".into());
         literals.push(value);
     }
     (tokens, literals)
-}
-
-fn hex(chars: &mut std::str::Chars, digits: usize) -> char {
-    let text: String = chars.by_ref().take(digits).collect();
-    char::from_u32(u32::from_str_radix(&text, 16).expect("hex digits")).expect("a scalar value")
 }
 
 fn build(values: &[&str; 3]) -> Option<String> {

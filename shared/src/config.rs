@@ -192,6 +192,10 @@ pub struct MilvusSettings {
     pub connect_timeout: std::time::Duration,
     /// `MILVUS_TIMEOUT_SECS`: deadline of each RPC attempt (and of waiting for a load).
     pub rpc_timeout: std::time::Duration,
+    /// `MILVUS_SEARCH_TIMEOUT_SECS`: the longest each read serving a search (a search round, the
+    /// hits' locations, a stored record) may take before Milvus counts as unavailable: a
+    /// stalled Milvus costs a search this, not its whole invocation.
+    pub search_timeout: std::time::Duration,
     /// `MILVUS_INDEX`: HNSW (default), IVF_FLAT, AUTOINDEX or FLAT; used when creating.
     pub index: MilvusIndexKind,
     /// `MILVUS_HNSW_M`: HNSW graph degree (build time).
@@ -220,6 +224,7 @@ impl std::fmt::Debug for MilvusSettings {
             .field("collection", &self.collection)
             .field("connect_timeout", &self.connect_timeout)
             .field("rpc_timeout", &self.rpc_timeout)
+            .field("search_timeout", &self.search_timeout)
             .field("index", &self.index)
             .field("hnsw_m", &self.hnsw_m)
             .field("hnsw_ef_construction", &self.hnsw_ef_construction)
@@ -245,6 +250,7 @@ impl Default for MilvusSettings {
             collection: DEFAULT_MILVUS_COLLECTION.to_owned(),
             connect_timeout: std::time::Duration::from_secs(10),
             rpc_timeout: std::time::Duration::from_secs(30),
+            search_timeout: std::time::Duration::from_secs(5),
             index: MilvusIndexKind::Hnsw,
             hnsw_m: 16,
             hnsw_ef_construction: 200,
@@ -281,6 +287,7 @@ impl MilvusSettings {
             collection: env_opt("MILVUS_COLLECTION").unwrap_or(d.collection),
             connect_timeout: secs("MILVUS_CONNECT_TIMEOUT_SECS", d.connect_timeout)?,
             rpc_timeout: secs("MILVUS_TIMEOUT_SECS", d.rpc_timeout)?,
+            search_timeout: secs("MILVUS_SEARCH_TIMEOUT_SECS", d.search_timeout)?,
             index: env_parse("MILVUS_INDEX", d.index)?,
             hnsw_m: positive("MILVUS_HNSW_M", d.hnsw_m)?,
             hnsw_ef_construction: positive("MILVUS_HNSW_EF_CONSTRUCTION", d.hnsw_ef_construction)?,

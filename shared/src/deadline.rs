@@ -61,8 +61,24 @@ pub fn budget() -> Option<Duration> {
 
 /// Runs one remote call, cut off when the invocation's budget runs out.
 pub async fn bounded<T>(service: Service, what: &str, call: impl Future<Output = Result<T>>) -> Result<T> {
-    let Some(budget) = budget() else {
-        return call.await;
+    bounded_by(service, what, None, call).await
+}
+
+/// Runs one remote call, cut off after `limit` or when the invocation's budget runs out,
+/// whichever comes first (no limit and no invocation: the call runs as is).
+pub async fn bounded_by<T>(
+    service: Service,
+    what: &str,
+    limit: Option<Duration>,
+    call: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let left = budget();
+    // `limit_first`: the call's own limit ends it before the invocation's budget would.
+    let (budget, limit_first) = match (left, limit) {
+        (None, None) => return call.await,
+        (Some(left), Some(limit)) if limit < left => (limit, true),
+        (None, Some(limit)) => (limit, true),
+        (Some(left), _) => (left, false),
     };
     // A spent budget never starts the call (tokio's timeout would still poll it once).
     let answer = if budget.is_zero() {
@@ -73,12 +89,16 @@ pub async fn bounded<T>(service: Service, what: &str, call: impl Future<Output =
     match answer {
         Some(result) => result,
         None => {
-            let reason = format!(
-                "{what}: no answer within the {:.1} s the invocation had left (its deadline less {} ms \
-                 to answer)",
-                budget.as_secs_f64(),
-                RESERVE.as_millis()
-            );
+            let reason = if limit_first {
+                format!("{what}: no answer within {:.1} s", budget.as_secs_f64())
+            } else {
+                format!(
+                    "{what}: no answer within the {:.1} s the invocation had left (its deadline less {} ms \
+                     to answer)",
+                    budget.as_secs_f64(),
+                    RESERVE.as_millis()
+                )
+            };
             Err(match service {
                 Service::Milvus | Service::Secrets => Error::StoreUnavailable(reason),
                 Service::S3 => Error::ObjectStoreUnavailable(reason),
@@ -171,6 +191,32 @@ mod tests {
         // A past deadline leaves no budget: the call is not even started.
         let late = within(Some(Instant::now()), bounded(Service::S3, "GET", async { Ok(1) })).await;
         assert!(late.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_call_limit_shorter_than_the_budget_ends_the_call_first() {
+        let hung = || std::future::pending::<Result<()>>();
+        let limit = Some(Duration::from_millis(200));
+        let started = Instant::now();
+        let far = Some(started + Duration::from_secs(60));
+        let err = within(far, bounded_by(Service::Milvus, "search", limit, hung()))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(matches!(err, Error::StoreUnavailable(_)), "{err}");
+        assert!(err.to_string().contains("search: no answer within 0.2 s"), "{err}");
+        // Outside an invocation the limit still holds.
+        let alone = bounded_by(Service::Milvus, "query", limit, hung()).await.unwrap_err();
+        assert_eq!(alone.code(), err.code());
+        // A budget shorter than the limit wins, and says so.
+        let near = Some(Instant::now() + RESERVE + Duration::from_millis(100));
+        let long = Some(Duration::from_secs(60));
+        let err = within(near, bounded_by(Service::Milvus, "search", long, hung()))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("the invocation had left"), "{err}");
+        // A call that answers in time is untouched.
+        assert_eq!(bounded_by(Service::S3, "GET", limit, async { Ok(3) }).await.unwrap(), 3);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use milvus::v2::error::Error as SdkError;
 use milvus::v2::prelude::*;
 use tokio::sync::OnceCell;
 
-use super::milvus_rows::{classify, sdk_store};
+use super::milvus_rows::{classify, no_index, sdk_store};
 use super::{schema, validate_object, ImageIndex, ImageRecord, IndexSpec, IndexedObject};
 use crate::config::{MilvusIndexKind, MilvusSettings};
 use crate::deadline::{self, Service};
@@ -343,7 +343,26 @@ impl MilvusIndex {
         what: &str,
         call: impl std::future::Future<Output = std::result::Result<T, SdkError>>,
     ) -> Result<T> {
-        deadline::bounded(Service::Milvus, &format!("Milvus {what}"), async {
+        self.rpc_within(what, None, call).await
+    }
+
+    /// One read that serves a search: also cut off after `MILVUS_SEARCH_TIMEOUT_SECS`, so a
+    /// stalled Milvus answers a search with a quick 503 instead of costing its whole invocation.
+    pub(super) async fn search_rpc<T>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = std::result::Result<T, SdkError>>,
+    ) -> Result<T> {
+        self.rpc_within(what, Some(self.settings.search_timeout), call).await
+    }
+
+    async fn rpc_within<T>(
+        &self,
+        what: &str,
+        limit: Option<Duration>,
+        call: impl std::future::Future<Output = std::result::Result<T, SdkError>>,
+    ) -> Result<T> {
+        deadline::bounded_by(Service::Milvus, &format!("Milvus {what}"), limit, async {
             call.await.map_err(|e| classify(what, e))
         })
         .await
@@ -462,8 +481,7 @@ impl MilvusIndex {
             .await;
         let described = match described {
             Ok(d) => d,
-            Err(SdkError::Server(e)) if e.reason().to_ascii_lowercase().contains("not found") => return Ok(None),
-            Err(SdkError::Server(e)) if e.reason().to_ascii_lowercase().contains("not exist") => return Ok(None),
+            Err(SdkError::Server(e)) if no_index(e.code(), e.reason()) => return Ok(None),
             Err(e) => return Err(classify("describe_index", e)),
         };
         let Some(index) = described

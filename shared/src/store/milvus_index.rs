@@ -2,8 +2,10 @@
 //! range listings for reconcile, and search grouped by content.
 //!
 //! Reads that decide a write use `Strong` consistency (they must see every earlier write, from
-//! any process); searches use `Session` (this process's own writes, others' within the bounded
-//! staleness).
+//! any process); reads that serve a search (the search itself, its hits' locations, the record
+//! "more like this" starts from) use `Session` (this process's own writes, others' within the
+//! bounded staleness: what a search can find, a record read can too) and are cut off after
+//! `MILVUS_SEARCH_TIMEOUT_SECS`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -21,8 +23,23 @@ pub(crate) const MAX_QUERY_ROWS: usize = 16_384;
 /// Rounds of search that search asks for more rows when many of them share a content.
 const SEARCH_ROUNDS: usize = 8;
 
+/// What a point or range read is for, which decides its consistency and time limit.
+#[derive(Clone, Copy)]
+enum Read {
+    /// It decides a write (ingest, removal, reconcile): `Strong`, the RPC's own timeouts.
+    DecidesWrite,
+    /// It serves a search: `Session`, cut off after the search timeout.
+    ServesSearch,
+}
+
 impl MilvusIndex {
-    async fn query_rows(&self, expr: String, with_embedding: bool, limit: usize) -> Result<Vec<IndexedObject>> {
+    async fn query_rows(
+        &self,
+        read: Read,
+        expr: String,
+        with_embedding: bool,
+        limit: usize,
+    ) -> Result<Vec<IndexedObject>> {
         let mut fields: Vec<&str> = schema::METADATA_FIELDS.to_vec();
         if with_embedding {
             fields.push(schema::EMBEDDING);
@@ -32,10 +49,17 @@ impl MilvusIndex {
             .filter(expr)
             .output_fields(fields)
             .limit(limit.clamp(1, MAX_QUERY_ROWS) as i64)
-            .consistency_level(ConsistencyLevel::Strong)
+            .consistency_level(match read {
+                Read::DecidesWrite => ConsistencyLevel::Strong,
+                Read::ServesSearch => ConsistencyLevel::Session,
+            })
             .build()
             .map_err(sdk_store)?;
-        let response = self.rpc("query", self.client.query(request)).await?;
+        let call = self.client.query(request);
+        let response = match read {
+            Read::DecidesWrite => self.rpc("query", call).await?,
+            Read::ServesSearch => self.search_rpc("query", call).await?,
+        };
         Columns::new(response.results().get_output_fields()).objects(with_embedding)
     }
 
@@ -93,7 +117,7 @@ impl MilvusIndex {
             builder = builder.filter(expr);
         }
         let request = builder.build().map_err(sdk_store)?;
-        let response = self.rpc("search", self.client.search(request)).await?;
+        let response = self.search_rpc("search", self.client.search(request)).await?;
         let mut rows = Vec::new();
         for result in response.results().iter() {
             let scores = result.get_scores();
@@ -130,7 +154,7 @@ impl MilvusIndex {
             .consistency_level(ConsistencyLevel::Session)
             .build()
             .map_err(sdk_store)?;
-        let response = self.rpc("query", self.client.query(request)).await?;
+        let response = self.search_rpc("query", self.client.query(request)).await?;
         let columns = Columns::new(response.results().get_output_fields());
         for row in 0..columns.len()? {
             out.entry(columns.string(schema::ID, row)?)
@@ -159,7 +183,7 @@ impl ImageIndex for MilvusIndex {
         let id = normalize_id(id)?;
         self.ready().await?;
         Ok(!self
-            .query_rows(filter::equals(schema::ID, &id)?, false, 1)
+            .query_rows(Read::DecidesWrite, filter::equals(schema::ID, &id)?, false, 1)
             .await?
             .is_empty())
     }
@@ -169,12 +193,17 @@ impl ImageIndex for MilvusIndex {
         self.ready().await?;
         let expr = filter::equals(schema::ID, &id)?;
         // The vector from one row; the locations from all of them.
-        let Some(first) = self.query_rows(expr.clone(), true, 1).await?.into_iter().next() else {
+        let Some(first) = self
+            .query_rows(Read::ServesSearch, expr.clone(), true, 1)
+            .await?
+            .into_iter()
+            .next()
+        else {
             return Ok(None);
         };
         // `group_rows` takes the vector from whichever row has one and drops the repeated
         // location.
-        let mut rows = self.query_rows(expr, false, MAX_QUERY_ROWS).await?;
+        let mut rows = self.query_rows(Read::ServesSearch, expr, false, MAX_QUERY_ROWS).await?;
         rows.push(first);
         Ok(group_rows(rows).into_iter().next())
     }
@@ -183,7 +212,7 @@ impl ImageIndex for MilvusIndex {
         let id = normalize_id(id)?;
         self.ready().await?;
         Ok(self
-            .query_rows(filter::equals(schema::ID, &id)?, true, 1)
+            .query_rows(Read::DecidesWrite, filter::equals(schema::ID, &id)?, true, 1)
             .await?
             .into_iter()
             .next())
@@ -192,7 +221,9 @@ impl ImageIndex for MilvusIndex {
     async fn object(&self, location: &Location) -> Result<Option<IndexedObject>> {
         location.validate()?;
         self.ready().await?;
-        let rows = self.query_rows(Self::location_clause(location)?, false, 2).await?;
+        let rows = self
+            .query_rows(Read::DecidesWrite, Self::location_clause(location)?, false, 2)
+            .await?;
         Ok(rows.into_iter().next())
     }
 
@@ -217,7 +248,9 @@ impl ImageIndex for MilvusIndex {
     async fn objects_in(&self, range: &KeyRange, limit: usize) -> Result<Vec<IndexedObject>> {
         self.ready().await?;
         let limit = limit.min(MAX_QUERY_ROWS - 1);
-        let rows = self.query_rows(Self::range_clause(range)?, false, limit + 1).await?;
+        let rows = self
+            .query_rows(Read::DecidesWrite, Self::range_clause(range)?, false, limit + 1)
+            .await?;
         if rows.len() > limit {
             return Err(Error::Store(format!(
                 "more than {limit} index rows in one listing range of s3://{}/{}; list a narrower prefix",

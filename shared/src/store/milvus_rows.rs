@@ -171,6 +171,17 @@ pub(crate) fn classify(context: &str, e: SdkError) -> Error {
     }
 }
 
+/// Whether `describe_index` answered "this collection has no index" rather than failed: Milvus
+/// 2.3 says "index not found" (legacy code), 2.4+ and Milvus Lite send code 700 (`merr`'s
+/// IndexNotFound; Lite's text is "no index on collection …").
+pub(crate) fn no_index(code: i32, reason: &str) -> bool {
+    let reason = reason.to_ascii_lowercase();
+    code == 700
+        || ["not found", "not exist", "no index"]
+            .iter()
+            .any(|n| reason.contains(n))
+}
+
 fn is_transient(e: &SdkError) -> bool {
     match e {
         SdkError::Grpc(status) => is_transient_grpc_code(status.code() as i32),
@@ -229,6 +240,15 @@ mod tests {
         }
         let unexpected = SdkError::Unexpected("bug".into());
         assert!(matches!(classify("x", unexpected), Error::Store(_)));
+    }
+
+    #[test]
+    fn each_engines_no_index_answer_is_recognised() {
+        assert!(no_index(0, "index not found[collection=c]")); // 2.3.5
+        assert!(no_index(700, "no index on collection 'c'")); // Milvus Lite 3.2
+        assert!(no_index(700, "something else"));
+        assert!(!no_index(65535, "collection not loaded"));
+        assert!(!no_index(0, "permission denied"));
     }
 
     #[test]
