@@ -53,9 +53,11 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 mkdir -p .local
+# Each step says when it started, so a slow run shows where its time went.
+step() { echo "==> $* (at $((SECONDS / 60)) min $((SECONDS % 60)) s)"; }
 
 if [ $# -eq 0 ]; then
-echo "==> lint"
+step "lint"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 # cfn-lint and checkov on template.yaml, its zip/image/all-options variants and the Dockerfile.
@@ -63,7 +65,7 @@ cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 .venv/bin/python scripts/local-aws.py --check-template template.yaml
 fi
 
-echo "==> services: Milvus :$MILVUS_PORT, moto :$MOTO_PORT, Lambda emulator :$LAMBDA_PORT"
+step "services: Milvus :$MILVUS_PORT, moto :$MOTO_PORT, Lambda emulator :$LAMBDA_PORT"
 bash scripts/milvus.sh up --fresh
 bash scripts/moto.sh up
 # The search function answers text queries with the multilingual tower (its English queries
@@ -88,27 +90,29 @@ curl -sS --max-time 900 -o /dev/null -X POST --data-binary @tests/events/s3-test
   "http://127.0.0.1:$LAMBDA_MILVUS_DOWN_PORT/2015-03-31/functions/ingest/invocations" ||
   echo "warm-up: the Milvus-down ingest function did not answer (tests will say more)"
 
-echo "==> headless Chromium and playwright-core for the search page test"
+step "headless Chromium and playwright-core for the search page test"
 bash scripts/setup-browser.sh
 
 if [ $# -gt 0 ]; then
-  echo "==> cargo test --release $*"
+  step "cargo test --release $*"
   cargo test --release "$@"
   exit 0
 fi
 
-echo "==> cargo test"
+step "cargo test"
 # A bound on the whole run, so that a call that never returns fails with the logs above
 # instead of running into CI's own limit with nothing said (TEST_TIMEOUT_SECS, default 50 min).
 timeout -s TERM "${TEST_TIMEOUT_SECS:-3000}" cargo test --release --workspace --no-fail-fast 2>&1 | tee .local/test.log
 
-echo "==> the store's tests again, on Milvus Lite $(.venv-milvus-lite/bin/pip show milvus-lite 2>/dev/null | sed -n 's/^Version: //p') (docs/engines.md)"
+step "the store's tests again, on Milvus Lite $(.venv-milvus-lite/bin/pip show milvus-lite 2>/dev/null | sed -n 's/^Version: //p') (docs/engines.md)"
 bash scripts/milvus-lite.sh up --fresh
-MILVUS_URI=http://127.0.0.1:$MILVUS_LITE_PORT cargo test --release -p clipsearch --test store 2>&1 | tee -a .local/test.log
+# --workspace: the same feature set as the run above, so nothing is rebuilt.
+MILVUS_URI=http://127.0.0.1:$MILVUS_LITE_PORT cargo test --release --workspace --test store 2>&1 | tee -a .local/test.log
 bash scripts/milvus-lite.sh down
 
-echo "==> Lambda packages (cargo lambda build) and their glibc floor"
+step "Lambda packages (cargo lambda build) and their glibc floor"
 bash scripts/package-lambda.sh x86_64
 
-echo "==> fuzz smoke: every saved finding, then each target for ${FUZZ_SMOKE_SECONDS:-15}s (fuzz/, scripts/fuzz.sh)"
+step "fuzz smoke: every saved finding, then each target for ${FUZZ_SMOKE_SECONDS:-15}s (fuzz/, scripts/fuzz.sh)"
 bash scripts/fuzz.sh smoke
+step "all passed"
