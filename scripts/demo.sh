@@ -91,8 +91,9 @@ bash scripts/moto.sh up
 queues=$("$PY" scripts/local-aws.py --bucket "$CLIPSEARCH_BUCKET")
 queue_url=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["queue_url"])' "$queues")
 say "ingest and search functions under cargo lambda watch on :$LAMBDA_PORT"
-bash scripts/lambda.sh up
-say "dev relay: $queue_url → ingest function"
+# Five ingest instances for the relay's five pollers, as Lambda's SQS event source starts with.
+LAMBDA_CONCURRENCY=${LAMBDA_CONCURRENCY:-5} bash scripts/lambda.sh up
+say "dev relay: $queue_url → ingest function (5 batches in flight)"
 "$CLI" relay --queue-url "$queue_url" > "$WORK/relay.log" 2>&1 &
 relay_pid=$!
 

@@ -22,6 +22,8 @@
 #   LAMBDA_RELOAD         1 = rebuild and restart functions when sources change (default 0:
 #                         stable for tests while others edit the tree)
 #   LAMBDA_ENV_FILE       passed as --env-file when set
+#   LAMBDA_CONCURRENCY    function instances per function the emulator may run at once
+#                         (default 1; each loads its own model, so memory grows with it)
 #   CARGO_LAMBDA          the cargo-lambda executable (default .venv/bin/cargo-lambda)
 set -euo pipefail
 
@@ -60,7 +62,8 @@ cmd_up() {
     (cd "$ROOT" && cargo build --release --quiet --bin "$fn")
   done
 
-  local args=(lambda watch --release --quiet -P "$PORT" -A "${LAMBDA_ADDRESS:-127.0.0.1}")
+  local args=(lambda watch --release --quiet -P "$PORT" -A "${LAMBDA_ADDRESS:-127.0.0.1}"
+    --concurrency "${LAMBDA_CONCURRENCY:-1}")
   [[ "${LAMBDA_RELOAD:-0}" == 1 ]] || args+=(--ignore-changes)
   [[ -n "${LAMBDA_ENV_FILE:-}" ]] && args+=(--env-file "$LAMBDA_ENV_FILE")
   : >"$LOG"

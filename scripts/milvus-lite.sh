@@ -32,10 +32,7 @@ ready() { port_in_use "$PORT" && grep -qs "gRPC server listening" "$LOG"; }
 
 cmd_up() {
   local fresh="${1:-}"
-  if [[ -n "$fresh" && "$fresh" != "--fresh" ]]; then
-    log "unknown option $fresh (expected --fresh)"
-    return 2
-  fi
+  fresh_option_only "$fresh" || return 2
   if already_up; then return 0; fi
   require_free_ports MILVUS_LITE_PORT "$PORT"
   if [[ ! -x "$VENV/bin/milvus-lite" ]]; then

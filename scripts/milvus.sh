@@ -68,10 +68,7 @@ show_logs() {
 
 cmd_up() {
   local fresh="${1:-}"
-  if [[ -n "$fresh" && "$fresh" != "--fresh" ]]; then
-    log "unknown option $fresh (expected --fresh)"
-    return 2
-  fi
+  fresh_option_only "$fresh" || return 2
   if already_up; then return 0; fi
 
   # The wrapper silently moves to the next free port when one is taken, which would make a

@@ -37,6 +37,14 @@ require_free_ports() {
   done
 }
 
+# For `up [--fresh]`: fails, saying so, on any other argument.
+fresh_option_only() {
+  if [[ -n "${1:-}" && "$1" != "--fresh" ]]; then
+    log "unknown option $1 (expected --fresh)"
+    return 2
+  fi
+}
+
 group_alive() { kill -0 -- "-$1" 2>/dev/null; }
 
 stop_group() {

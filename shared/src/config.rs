@@ -26,6 +26,12 @@ where
     }
 }
 
+/// `CLIPSEARCH_METRICS_NAMESPACE`: the CloudWatch namespace of the functions' EMF metrics
+/// ([`crate::metrics`]); the template's dashboard and alarms read the same one.
+pub fn metrics_namespace() -> String {
+    env_opt("CLIPSEARCH_METRICS_NAMESPACE").unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.to_owned())
+}
+
 /// Everything the CLIP encoders need.
 #[derive(Debug, Clone)]
 pub struct ClipSettings {

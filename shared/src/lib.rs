@@ -5,6 +5,7 @@ pub mod deadline;
 pub mod error;
 pub mod events;
 pub mod ingest;
+pub mod metrics;
 pub mod model_source;
 pub mod objects;
 pub mod search;

@@ -37,21 +37,29 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .context("ingest cold start")?;
     ingestor.index().warm_up(started).await;
     let fallback_timeout = deadline::fallback_from_env()?;
+    let namespace = clipsearch::config::metrics_namespace();
     tracing::info!(
         model = clipsearch::clip::Encoder::model_name(ingestor.encoder()),
         collection = ingestor.index().collection(),
         concurrency = ingestor.concurrency(),
         "ready"
     );
-    let ingestor = &ingestor;
+    let (ingestor, namespace) = (&ingestor, namespace.as_str());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = deadline::invocation_deadline(event.context.deadline, fallback_timeout);
-        deadline::within(deadline, handle(ingestor, event.payload)).await
+        let request_id = event.context.request_id.clone();
+        deadline::within(deadline, handle(ingestor, namespace, &request_id, event.payload)).await
     }))
     .await
 }
 
-async fn handle(ingestor: &ClipIngestor, payload: Value) -> Result<Value, lambda_runtime::Error> {
+/// `namespace` and `request_id` label the invocation's EMF metrics lines.
+async fn handle(
+    ingestor: &ClipIngestor,
+    namespace: &str,
+    request_id: &str,
+    payload: Value,
+) -> Result<Value, lambda_runtime::Error> {
     let invocation = match parse_invocation(&payload) {
         Ok(invocation) => invocation,
         Err(e) => {
@@ -62,6 +70,9 @@ async fn handle(ingestor: &ClipIngestor, payload: Value) -> Result<Value, lambda
         }
     };
     let report = ingestor.handle_invocation(&invocation).await;
+    for metrics in clipsearch::metrics::ingest_batch(namespace, request_id, &report) {
+        metrics.emit();
+    }
     match invocation {
         Invocation::Sqs(_) => {
             let failures: Vec<Value> = report

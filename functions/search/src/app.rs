@@ -3,10 +3,10 @@
 use std::time::{Duration, Instant};
 
 use clipsearch::clip::Encoder;
-use clipsearch::deadline;
 use clipsearch::objects::{ObjectSource, Presigner};
 use clipsearch::search::{BatchBody, SearchResponse, Searcher};
 use clipsearch::store::ImageIndex;
+use clipsearch::{deadline, metrics};
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,8 @@ pub struct App<E, I, O> {
     page: String,
     /// The budget of a request whose runtime sends no real deadline (local emulators).
     fallback_timeout: Option<Duration>,
+    /// The CloudWatch namespace of each search request's EMF line; `None`: no metrics.
+    metrics_namespace: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -81,7 +83,14 @@ where
             max_body_bytes,
             page: assets::page(),
             fallback_timeout: None,
+            metrics_namespace: None,
         }
+    }
+
+    /// Prints an EMF metrics line (`clipsearch::metrics`) for every search request.
+    pub fn with_metrics(mut self, namespace: String) -> Self {
+        self.metrics_namespace = Some(namespace);
+        self
     }
 
     /// `CLIPSEARCH_INVOCATION_TIMEOUT_SECS`: see [`deadline::invocation_deadline`].
@@ -101,21 +110,29 @@ where
         let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let deadline = deadline::invocation_deadline(
-            request.lambda_context_ref().map_or(0, |context| context.deadline),
-            self.fallback_timeout,
-        );
-        let response = match deadline::within(deadline, self.route(request)).await {
-            Ok(response) => response,
-            Err(error) => error.into_response(),
+        let context = request.lambda_context_ref();
+        let request_id = context.map(|c| c.request_id.clone()).unwrap_or_default();
+        let deadline = deadline::invocation_deadline(context.map_or(0, |c| c.deadline), self.fallback_timeout);
+        let (response, error_code) = match deadline::within(deadline, self.route(request)).await {
+            Ok(response) => (response, None),
+            Err(error) => {
+                let code = error.code;
+                (error.into_response(), Some(code))
+            }
         };
-        tracing::info!(
-            method = %method,
-            path,
-            status = response.status().as_u16(),
-            ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request"
-        );
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(method = %method, path, status = response.status().as_u16(), ms, "request");
+        let route = normalize(&path);
+        if let (Some(namespace), "/search" | "/search/batch") = (&self.metrics_namespace, route.as_str()) {
+            let answered = metrics::Answered {
+                route: &route,
+                status: response.status().as_u16(),
+                error_code,
+                millis: ms,
+                request_id: &request_id,
+            };
+            metrics::search_request(namespace, &answered).emit();
+        }
         response
     }
 

@@ -46,6 +46,8 @@ pub struct SearchConfig {
     pub max_body_bytes: usize,
     /// `CLIPSEARCH_INVOCATION_TIMEOUT_SECS`.
     pub fallback_timeout: Option<std::time::Duration>,
+    /// `CLIPSEARCH_METRICS_NAMESPACE`.
+    pub metrics_namespace: String,
 }
 
 impl SearchConfig {
@@ -57,6 +59,7 @@ impl SearchConfig {
             milvus: MilvusSettings::from_env()?,
             max_body_bytes: env_parse("CLIPSEARCH_MAX_REQUEST_BYTES", DEFAULT_MAX_BODY_BYTES)?,
             fallback_timeout: clipsearch::deadline::fallback_from_env()?,
+            metrics_namespace: clipsearch::config::metrics_namespace(),
         })
     }
 }
@@ -92,5 +95,7 @@ pub async fn build(config: SearchConfig) -> anyhow::Result<SearchApp> {
         "ready"
     );
     let searcher = Searcher::new(Arc::new(clip), index, Some(objects), settings);
-    Ok(App::new(searcher, config.max_body_bytes).with_fallback_timeout(config.fallback_timeout))
+    Ok(App::new(searcher, config.max_body_bytes)
+        .with_fallback_timeout(config.fallback_timeout)
+        .with_metrics(config.metrics_namespace))
 }

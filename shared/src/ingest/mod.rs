@@ -96,6 +96,16 @@ pub struct RecordReport {
     pub id: Option<String>,
     pub outcome: Result<Outcome>,
     pub millis: u64,
+    /// Time spent embedding (0 when the content's vector was copied or nothing was embedded).
+    pub inference_ms: f64,
+}
+
+/// What handling one record learns on the way, for its report: the content's hash once the
+/// bytes were read, and the time spent embedding them.
+#[derive(Debug, Default)]
+pub(crate) struct Trace {
+    pub(crate) id: Option<String>,
+    pub(crate) inference_ms: f64,
 }
 
 impl RecordReport {
@@ -197,7 +207,8 @@ where
     /// Makes the index agree with the object at `location` as it is now (indexed, re-indexed,
     /// or removed), whatever event brought us here.
     pub async fn ingest_object(&self, location: &Location) -> Result<Outcome> {
-        self.sync_object(location, sync::Trigger::Created, &mut None).await
+        self.sync_object(location, sync::Trigger::Created, &mut Trace::default())
+            .await
     }
 
     /// Indexes bytes already in hand as `location` (tests, local tooling): no S3 involved.
@@ -207,13 +218,14 @@ where
             ..ObjectVersion::default()
         };
         let previous = self.index.object(location).await?.map(|r| r.id);
-        self.index_bytes(location, bytes, &version, previous, &mut None).await
+        self.index_bytes(location, bytes, &version, previous, &mut Trace::default())
+            .await
     }
 
     /// Indexes a local file as `location`; a file over the size limit is refused from its
     /// metadata, before it is read.
     pub async fn ingest_file(&self, location: &Location, path: &Path) -> Result<Outcome> {
-        self.ingest_file_traced(location, path, &mut None).await
+        self.ingest_file_traced(location, path, &mut Trace::default()).await
     }
 
     /// Handles the removal of the object at `location`: the same as any other event, since what
@@ -221,12 +233,14 @@ where
     /// role may not list the bucket, so a missing key is not a 404) counts as gone: it is never
     /// retried into the dead-letter queue.
     pub async fn remove_object(&self, location: &Location) -> Result<Outcome> {
-        self.sync_object(location, sync::Trigger::Removed, &mut None).await
+        self.sync_object(location, sync::Trigger::Removed, &mut Trace::default())
+            .await
     }
 
     /// Re-checks one key against the index (reconcile): like an event, with 403s an error.
     pub async fn reconcile_object(&self, location: &Location) -> Result<Outcome> {
-        self.sync_object(location, sync::Trigger::Reconcile, &mut None).await
+        self.sync_object(location, sync::Trigger::Reconcile, &mut Trace::default())
+            .await
     }
 
     /// Forgets a key without asking S3 (a local folder's file is gone).
@@ -237,23 +251,25 @@ where
     /// Handles one event, timing it and writing its log line.
     pub async fn handle(&self, event: &ObjectEvent) -> RecordReport {
         let started = Instant::now();
-        let mut id = None;
+        let mut trace = Trace::default();
         let outcome = match event {
-            ObjectEvent::Created { location, .. } => self.sync_object(location, sync::Trigger::Created, &mut id).await,
-            ObjectEvent::Removed { location } => self.sync_object(location, sync::Trigger::Removed, &mut id).await,
+            ObjectEvent::Created { location, .. } => {
+                self.sync_object(location, sync::Trigger::Created, &mut trace).await
+            }
+            ObjectEvent::Removed { location } => self.sync_object(location, sync::Trigger::Removed, &mut trace).await,
             ObjectEvent::Other { event_name, .. } => Ok(Outcome::Ignored {
                 event_name: event_name.clone(),
             }),
         };
-        self.report(event.location().clone(), id, outcome, started)
+        self.report(event.location().clone(), trace, outcome, started)
     }
 
     /// Handles a local file like an upload (backfill of a folder), with its log line.
     pub async fn handle_file(&self, location: &Location, path: &Path) -> RecordReport {
         let started = Instant::now();
-        let mut id = None;
-        let outcome = self.ingest_file_traced(location, path, &mut id).await;
-        self.report(location.clone(), id, outcome, started)
+        let mut trace = Trace::default();
+        let outcome = self.ingest_file_traced(location, path, &mut trace).await;
+        self.report(location.clone(), trace, outcome, started)
     }
 
     /// Handles events concurrently; events for the same location keep their order (a put
@@ -343,16 +359,12 @@ where
         }
     }
 
-    fn report(
-        &self,
-        location: Location,
-        id: Option<String>,
-        outcome: Result<Outcome>,
-        started: Instant,
-    ) -> RecordReport {
+    fn report(&self, location: Location, trace: Trace, outcome: Result<Outcome>, started: Instant) -> RecordReport {
         let millis = started.elapsed().as_millis() as u64;
         // A removal learns the hash from the record it touched.
-        let id = id.or_else(|| outcome.as_ref().ok().and_then(|o| o.id()).map(str::to_owned));
+        let id = trace
+            .id
+            .or_else(|| outcome.as_ref().ok().and_then(|o| o.id()).map(str::to_owned));
         let hash = id.as_deref().unwrap_or("");
         match &outcome {
             Ok(o) => tracing::info!(
@@ -389,10 +401,11 @@ where
             id,
             outcome,
             millis,
+            inference_ms: trace.inference_ms,
         }
     }
 
-    async fn ingest_file_traced(&self, location: &Location, path: &Path, id: &mut Option<String>) -> Result<Outcome> {
+    async fn ingest_file_traced(&self, location: &Location, path: &Path, trace: &mut Trace) -> Result<Outcome> {
         location.validate()?;
         let context = || path.display().to_string();
         let metadata = tokio::fs::metadata(path).await.map_err(|e| Error::io(context(), e))?;
@@ -403,12 +416,13 @@ where
         let row = self.index.object(location).await?;
         if let Some(row) = &row {
             if row.model == self.encoder.model_name() && row_version(row).same_as(&version) {
-                *id = Some(row.id.clone());
+                trace.id = Some(row.id.clone());
                 return Ok(Outcome::Unchanged { id: row.id.clone() });
             }
         }
         let bytes = tokio::fs::read(path).await.map_err(|e| Error::io(context(), e))?;
-        self.index_bytes(location, bytes, &version, row.map(|r| r.id), id).await
+        self.index_bytes(location, bytes, &version, row.map(|r| r.id), trace)
+            .await
     }
 
     /// Writes the row of `location` for these bytes (of `version`): the vector of a content the
@@ -421,7 +435,7 @@ where
         bytes: Vec<u8>,
         version: &ObjectVersion,
         previous: Option<String>,
-        id_out: &mut Option<String>,
+        trace: &mut Trace,
     ) -> Result<Outcome> {
         location.validate()?;
         let byte_size = bytes.len() as u64;
@@ -429,7 +443,7 @@ where
             return self.refuse_oversized(location, byte_size).await;
         }
         let id = hex::encode(Sha256::digest(&bytes));
-        *id_out = Some(id.clone());
+        trace.id = Some(id.clone());
         let model = self.encoder.model_name();
         let row_of = |embedding, content_type: String, width, height| IndexedObject {
             location: location.clone(),
@@ -460,9 +474,11 @@ where
             }
         }
         let encoder = Arc::clone(&self.encoder);
+        let embedding = Instant::now();
         let embedded = tokio::task::spawn_blocking(move || encoder.embed_image(&bytes))
             .await
             .map_err(|e| Error::Inference(format!("the embedding task failed: {e}")))?;
+        trace.inference_ms += embedding.elapsed().as_secs_f64() * 1000.0;
         let embedded = match embedded {
             Ok(embedded) => embedded,
             Err(e) => {

@@ -10,7 +10,7 @@
 //! ends describing the object's final bytes, whatever order, duplication or concurrency the
 //! events came with. docs/milvus.md has the argument in full.
 
-use super::{row_version, Ingestor, Outcome};
+use super::{row_version, Ingestor, Outcome, Trace};
 use crate::clip::Encoder;
 use crate::objects::{ObjectSource, ObjectState, ObjectVersion};
 use crate::store::{ImageIndex, Location};
@@ -38,12 +38,12 @@ where
         &self,
         location: &Location,
         trigger: Trigger,
-        id: &mut Option<String>,
+        trace: &mut Trace,
     ) -> Result<Outcome> {
         location.validate()?;
         let mut before = self.state(location, trigger).await?;
         for round in 0..SYNC_ROUNDS {
-            let (outcome, acted_on) = self.apply(location, &before, id).await;
+            let (outcome, acted_on) = self.apply(location, &before, trace).await;
             if let Err(e) = &outcome {
                 if super::should_retry(e) && !matches!(e, Error::ObjectMissing { .. }) {
                     return outcome; // Milvus or S3 failing: the queue retries the whole record.
@@ -93,14 +93,14 @@ where
         &self,
         location: &Location,
         state: &Option<ObjectVersion>,
-        id: &mut Option<String>,
+        trace: &mut Trace,
     ) -> (Result<Outcome>, Option<ObjectVersion>) {
         let Some(version) = state else {
             return (self.remove_row(location).await, None);
         };
         let previous = match self.index.object(location).await {
             Ok(Some(row)) if row.model == self.encoder.model_name() && row_version(&row).same_as(version) => {
-                *id = Some(row.id.clone());
+                trace.id = Some(row.id.clone());
                 return (Ok(Outcome::Unchanged { id: row.id }), Some(version.clone()));
             }
             Ok(row) => row.map(|r| r.id),
@@ -124,7 +124,7 @@ where
         };
         let acted_on = fetched.version.clone();
         let outcome = self
-            .index_bytes(location, fetched.bytes, &fetched.version, previous, id)
+            .index_bytes(location, fetched.bytes, &fetched.version, previous, trace)
             .await;
         (outcome, Some(acted_on))
     }
