@@ -93,8 +93,8 @@ queue_url=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["queue_url"
 say "ingest and search functions under cargo lambda watch on :$LAMBDA_PORT"
 # Five ingest instances for the relay's five pollers, as Lambda's SQS event source starts with.
 LAMBDA_CONCURRENCY=${LAMBDA_CONCURRENCY:-5} bash scripts/lambda.sh up
-say "dev relay: $queue_url → ingest function (5 batches in flight)"
-"$CLI" relay --queue-url "$queue_url" > "$WORK/relay.log" 2>&1 &
+say "dev relay: $queue_url → ingest function (${DEMO_POLLERS:-5} batches in flight)"
+"$CLI" relay --queue-url "$queue_url" --pollers "${DEMO_POLLERS:-5}" > "$WORK/relay.log" 2>&1 &
 relay_pid=$!
 
 if [ -n "${DEMO_IMAGES:-}" ]; then
@@ -106,6 +106,7 @@ else
   "$PY" tools/gen_synthetic.py "$images" --count "${DEMO_COUNT:-96}" --seed 42 > /dev/null
 fi
 say "uploading them to s3://$CLIPSEARCH_BUCKET/photos/ (as a user would)"
+uploads_began=$(date +%s.%N)
 # Synthetic images are uploaded under names that say what they show (photos/blue-square-0007.png),
 # so the ranked keys below can be checked by eye; a user's folder keeps its relative paths.
 expected=$("$PY" - "$images" "$CLIPSEARCH_BUCKET" <<'PY'
@@ -139,6 +140,7 @@ for _ in $(seq 1 600); do
   sleep 1
 done
 echo
+say "indexed in $(echo "$(date +%s.%N) - $uploads_began" | bc | xargs printf '%.1f') s from the first upload"
 
 show() {
   "$PY" -c '
