@@ -14,6 +14,7 @@
 mod common;
 mod search_support;
 
+use common::emulator;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -51,21 +52,15 @@ fn timed_out(stdout: &str) -> usize {
     stdout.matches("Read timed out").count()
 }
 
-/// What the search function itself logged from `log` (its lines since the run began): how many
+/// What the search function itself logged in `lines` (its lines since the run began): how many
 /// requests it answered and the slowest one's milliseconds, or the invocations it started and
 /// never answered. A request schemathesis timed out on that the function never saw (or answered
 /// in milliseconds) was lost in the emulator, as its own 500s are.
-fn function_requests(log: &str) -> Result<(usize, f64), Vec<String>> {
+fn function_requests(lines: &[serde_json::Value]) -> Result<(usize, f64), Vec<String>> {
     let (mut started, mut answered) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
     let mut slowest = 0f64;
-    for line in log.lines().filter(|l| l.starts_with('{')) {
-        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let Some(id) = entry["spans"]
-            .as_array()
-            .and_then(|spans| spans.iter().find_map(|s| s["requestId"].as_str()))
-        else {
+    for entry in lines {
+        let Some(id) = emulator::request_id(entry) else {
             continue;
         };
         started.insert(id.to_owned());
@@ -80,11 +75,6 @@ fn function_requests(log: &str) -> Result<(usize, f64), Vec<String>> {
     } else {
         Err(unanswered)
     }
-}
-
-fn lambda_log() -> PathBuf {
-    let port = std::env::var("LAMBDA_PORT").unwrap_or_else(|_| "9000".into());
-    common::repo_root().join(format!(".local/lambda/{port}/lambda.log"))
 }
 
 fn schemathesis() -> PathBuf {
@@ -111,7 +101,7 @@ async fn every_generated_request_gets_a_documented_answer() {
     )
     .unwrap();
     let junit_path = reports.join("junit.xml");
-    let log_start = std::fs::metadata(lambda_log()).map_or(0, |m| m.len() as usize);
+    let log_start = emulator::log_mark();
     let out = Command::new(schemathesis())
         .current_dir(&repo)
         .arg("--config-file")
@@ -157,8 +147,7 @@ async fn every_generated_request_gets_a_documented_answer() {
         println!("not the function's (the emulator's own 500, before any invocation):\n{case}\n");
     }
     assert!(ours.is_empty(), "schemathesis found failures:\n{}", ours.join("\n\n"));
-    let log = std::fs::read(lambda_log()).expect("the emulator's log");
-    let (requests, slowest_ms) = function_requests(&String::from_utf8_lossy(&log[log_start.min(log.len())..]))
+    let (requests, slowest_ms) = function_requests(&emulator::logged_since(log_start))
         .unwrap_or_else(|unanswered| panic!("the search function never answered invocations {unanswered:?}"));
     let timeouts = timed_out(&stdout);
     println!(
@@ -176,20 +165,15 @@ async fn every_generated_request_gets_a_documented_answer() {
 
 #[test]
 fn an_invocation_the_function_never_answered_is_found_in_its_log() {
-    let line = |id: &str, message: &str, ms: f64| {
-        format!(
-            r#"{{"fields":{{"message":"{message}","ms":{ms}}},"spans":[{{"requestId":"{id}","name":"Lambda runtime invoke"}}]}}"#
-        )
-    };
-    let answered = [
+    let line = |id: &str, message: &str, ms: f64| serde_json::json!({"fields": {"message": message, "ms": ms}, "spans": [{"requestId": id, "name": "Lambda runtime invoke"}]});
+    let mut lines = vec![
         line("a", "search", 0.0),
         line("a", "request", 12.5),
         line("b", "request", 3.0),
-    ]
-    .join("\n");
-    assert_eq!(function_requests(&answered), Ok((2, 12.5)));
-    let hung = format!("{answered}\n{}\nnot json", line("c", "search", 0.0));
-    assert_eq!(function_requests(&hung), Err(vec!["c".to_owned()]));
+    ];
+    assert_eq!(function_requests(&lines), Ok((2, 12.5)));
+    lines.extend([line("c", "search", 0.0), serde_json::json!({"no": "span"})]);
+    assert_eq!(function_requests(&lines), Err(vec!["c".to_owned()]));
     assert_eq!(timed_out("Network Error\n\nRead timed out after 10.0 seconds\n"), 1);
 }
 

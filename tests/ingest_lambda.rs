@@ -223,32 +223,12 @@ async fn a_milvus_that_never_answers_fails_the_record_for_retry_before_the_timeo
     );
 }
 
-/// The emulator's log (the functions' stdout and stderr): where CloudWatch would read them.
-fn emulator_log() -> PathBuf {
-    let port = std::env::var("LAMBDA_PORT").unwrap_or_else(|_| "9000".into());
-    repo_root().join(format!(".local/lambda/{port}/lambda.log"))
-}
-
-/// The JSON lines the functions printed to the emulator's log after byte `mark`.
-fn logged_since(mark: u64) -> Vec<Value> {
-    let log = std::fs::read(emulator_log()).expect("the emulator's log");
-    String::from_utf8_lossy(&log[(mark as usize).min(log.len())..])
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .collect()
-}
-
-/// The invocation's request id of a function log line (its runtime span's).
-fn request_id(line: &Value) -> Option<&str> {
-    line["spans"].as_array()?.iter().find_map(|s| s["requestId"].as_str())
-}
-
 /// The EMF metrics lines (shared/src/metrics.rs) of an SQS batch and of a search request, read
 /// back from the emulator's log as CloudWatch reads them from a function's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ingest_batch_and_a_search_print_their_metrics() {
     let stack = stack().await;
-    let mark = std::fs::metadata(emulator_log()).map_or(0, |m| m.len());
+    let mark = emulator::log_mark();
     let good = "metrics/good.png";
     let png = fresh_png();
     stack.s3.put(&stack.bucket, good, png, "image/png").await.unwrap();
@@ -271,11 +251,11 @@ async fn an_ingest_batch_and_a_search_print_their_metrics() {
     assert_eq!(invoke(&batch).await, json!({ "batchItemFailures": [] }));
 
     // The batch's invocation, found by its records' log lines (other tests invoke meanwhile).
-    let lines = logged_since(mark);
+    let lines = emulator::logged_since(mark);
     let invocation = lines
         .iter()
         .find(|l| l["bucket"] == stack.bucket.as_str() && l["key"] == good && l["message"] == "record")
-        .and_then(request_id)
+        .and_then(emulator::request_id)
         .expect("the good record's log line, inside its invocation's span")
         .to_owned();
     let metrics: Vec<&Value> = lines
@@ -303,11 +283,11 @@ async fn an_ingest_batch_and_a_search_print_their_metrics() {
     assert_eq!(metrics[1]["RefusedByReason"], 1.0);
 
     // A search (no other test of this file searches): one line with its latency.
-    let mark = std::fs::metadata(emulator_log()).map_or(0, |m| m.len());
+    let mark = emulator::log_mark();
     let url = format!("{}/lambda-url/search/search?q=a+red+circle&top_k=3", lambda_url());
     let answer = emulator::send(emulator::client().get(&url)).await;
     assert!(answer.status.is_success(), "HTTP {}: {}", answer.status, answer.text());
-    let lines = logged_since(mark);
+    let lines = emulator::logged_since(mark);
     let searched = lines
         .iter()
         .find(|l| l["_aws"].is_object() && l["Function"] == "search")
@@ -320,7 +300,7 @@ async fn an_ingest_batch_and_a_search_print_their_metrics() {
     let took = searched["SearchLatencyMs"].as_f64().unwrap();
     let logged = lines
         .iter()
-        .find(|l| l["fields"]["message"] == "request" && request_id(l) == searched["RequestId"].as_str())
+        .find(|l| l["fields"]["message"] == "request" && emulator::request_id(l) == searched["RequestId"].as_str())
         .expect("the request's own log line, with the same request id");
     assert!(
         (took - logged["fields"]["ms"].as_f64().unwrap()).abs() < 1.0,

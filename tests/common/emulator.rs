@@ -97,3 +97,29 @@ pub async fn send_with(make: impl Fn() -> RequestBuilder) -> Answer {
     }
     panic!("the emulator failed the call {ATTEMPTS} times; last: {last_failure}")
 }
+
+/// The emulator's log (`scripts/lambda.sh`: the functions' stdout and stderr), where CloudWatch
+/// would read a deployed function's lines.
+pub fn log_path() -> std::path::PathBuf {
+    let port = std::env::var("LAMBDA_PORT").unwrap_or_else(|_| "9000".into());
+    super::repo_root().join(format!(".local/lambda/{port}/lambda.log"))
+}
+
+/// The log's length now: pass it to [`logged_since`] to read only what comes after.
+pub fn log_mark() -> usize {
+    std::fs::metadata(log_path()).map_or(0, |m| m.len() as usize)
+}
+
+/// The JSON lines the functions printed to the emulator's log after byte `mark`.
+pub fn logged_since(mark: usize) -> Vec<serde_json::Value> {
+    let log = std::fs::read(log_path()).expect("the emulator's log");
+    String::from_utf8_lossy(&log[mark.min(log.len())..])
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// The invocation's request id of a function log line (its runtime span's).
+pub fn request_id(line: &serde_json::Value) -> Option<&str> {
+    line["spans"].as_array()?.iter().find_map(|s| s["requestId"].as_str())
+}

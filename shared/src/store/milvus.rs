@@ -346,17 +346,8 @@ impl MilvusIndex {
         self.rpc_within(what, None, call).await
     }
 
-    /// One read that serves a search: also cut off after `MILVUS_SEARCH_TIMEOUT_SECS`, so a
-    /// stalled Milvus answers a search with a quick 503 instead of costing its whole invocation.
-    pub(super) async fn search_rpc<T>(
-        &self,
-        what: &str,
-        call: impl std::future::Future<Output = std::result::Result<T, SdkError>>,
-    ) -> Result<T> {
-        self.rpc_within(what, Some(self.settings.search_timeout), call).await
-    }
-
-    async fn rpc_within<T>(
+    /// One RPC, also cut off after `limit` when given.
+    pub(super) async fn rpc_within<T>(
         &self,
         what: &str,
         limit: Option<Duration>,

@@ -32,7 +32,28 @@ enum Read {
     ServesSearch,
 }
 
+impl Read {
+    fn consistency(self) -> ConsistencyLevel {
+        match self {
+            Read::DecidesWrite => ConsistencyLevel::Strong,
+            Read::ServesSearch => ConsistencyLevel::Session,
+        }
+    }
+}
+
 impl MilvusIndex {
+    /// One read RPC: a read serving a search is also cut off after `MILVUS_SEARCH_TIMEOUT_SECS`,
+    /// so a stalled Milvus answers a search with a quick 503 instead of costing its invocation.
+    async fn read_rpc<T>(
+        &self,
+        read: Read,
+        what: &str,
+        call: impl std::future::Future<Output = std::result::Result<T, milvus::v2::error::Error>>,
+    ) -> Result<T> {
+        let limit = matches!(read, Read::ServesSearch).then_some(self.settings.search_timeout);
+        self.rpc_within(what, limit, call).await
+    }
+
     async fn query_rows(
         &self,
         read: Read,
@@ -49,17 +70,10 @@ impl MilvusIndex {
             .filter(expr)
             .output_fields(fields)
             .limit(limit.clamp(1, MAX_QUERY_ROWS) as i64)
-            .consistency_level(match read {
-                Read::DecidesWrite => ConsistencyLevel::Strong,
-                Read::ServesSearch => ConsistencyLevel::Session,
-            })
+            .consistency_level(read.consistency())
             .build()
             .map_err(sdk_store)?;
-        let call = self.client.query(request);
-        let response = match read {
-            Read::DecidesWrite => self.rpc("query", call).await?,
-            Read::ServesSearch => self.search_rpc("query", call).await?,
-        };
+        let response = self.read_rpc(read, "query", self.client.query(request)).await?;
         Columns::new(response.results().get_output_fields()).objects(with_embedding)
     }
 
@@ -112,12 +126,14 @@ impl MilvusIndex {
             .output_fields(output)
             .limit(limit as i64)
             .extra_params(self.search_params(index, limit))
-            .consistency_level(ConsistencyLevel::Session);
+            .consistency_level(Read::ServesSearch.consistency());
         if !expr.is_empty() {
             builder = builder.filter(expr);
         }
         let request = builder.build().map_err(sdk_store)?;
-        let response = self.search_rpc("search", self.client.search(request)).await?;
+        let response = self
+            .read_rpc(Read::ServesSearch, "search", self.client.search(request))
+            .await?;
         let mut rows = Vec::new();
         for result in response.results().iter() {
             let scores = result.get_scores();
@@ -151,10 +167,12 @@ impl MilvusIndex {
             .filter(filter::in_list(schema::ID, ids.iter().copied())?)
             .output_fields([schema::LOCATION, schema::BUCKET, schema::KEY, schema::ID])
             .limit(MAX_QUERY_ROWS as i64)
-            .consistency_level(ConsistencyLevel::Session)
+            .consistency_level(Read::ServesSearch.consistency())
             .build()
             .map_err(sdk_store)?;
-        let response = self.search_rpc("query", self.client.query(request)).await?;
+        let response = self
+            .read_rpc(Read::ServesSearch, "query", self.client.query(request))
+            .await?;
         let columns = Columns::new(response.results().get_output_fields());
         for row in 0..columns.len()? {
             out.entry(columns.string(schema::ID, row)?)
