@@ -21,6 +21,8 @@
 #   MILVUS_STALL_TIMEOUT  seconds a started engine may stay unhealthy, and then fail to serve
 #                         a create/insert/search round trip, before it is restarted (up to 3
 #                         attempts; default 60)
+#   MILVUS_TIME_TICK_MS   the proxy's time tick, which Strong reads wait for (default 50; the
+#                         engine's own default is 200)
 #   MILVUS_VENV           Python virtualenv holding the `milvus` package (default .venv)
 set -euo pipefail
 
@@ -50,6 +52,11 @@ STOP_GRACE_SECS=15
 # default 30 s lifetime). A lifetime of 10 s bounds that wait; the sessions' keep-alives run
 # every few seconds, so a busy machine does not lose a live one.
 SESSION_TTL_SECS=10
+# Strong-consistency reads (ingest decides each write on one) wait for the proxy's next time
+# tick: every 200 ms by default, so each such read cost ~100-200 ms of waiting. 50 ms ticks make
+# a local backfill ~1.5x faster (100 new images at -j 4: 7.5 -> 11 images/s) for a little CPU;
+# a cluster or Zilliz Cloud keeps its own setting.
+TIME_TICK_MS=${MILVUS_TIME_TICK_MS:-50}
 # shellcheck source=lib/service.sh
 source "$ROOT/scripts/lib/service.sh"
 
@@ -161,7 +168,7 @@ milvus.main()
     --query-coord-port $((PORT + 3)) --query-node-port $((PORT + 4)) \
     --index-coord-port $((PORT + 5)) --index-node-port $((PORT + 6)) \
     --data-coord-port $((PORT + 7)) --data-node-port $((PORT + 8)) \
-    --extra-config common.session.ttl=$SESSION_TTL_SECS \
+    --extra-config common.session.ttl=$SESSION_TTL_SECS --extra-config proxy.timeTickInterval=$TIME_TICK_MS \
     </dev/null >>"$LOG" 2>&1 &
   pid=$!
   echo "$pid" >"$PIDFILE"

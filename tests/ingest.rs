@@ -587,6 +587,9 @@ struct StopsMilvus<'a> {
     stop_at: usize,
 }
 
+// Status records are not this test's concern.
+impl clipsearch::status::StatusStore for StopsMilvus<'_> {}
+
 impl ObjectSource for StopsMilvus<'_> {
     async fn fetch(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<FetchedObject> {
         if self.fetches.fetch_add(1, Ordering::SeqCst) + 1 == self.stop_at {

@@ -26,9 +26,26 @@ pub struct IndexArgs {
     /// `s3://bucket/prefix` (every object under the prefix) or a local directory (its image
     /// files, recursively, recorded under their path relative to the directory).
     pub source: String,
-    /// Model directory in Hugging Face export layout.
-    #[arg(long, env = "CLIPSEARCH_MODEL_DIR")]
-    pub model: PathBuf,
+    /// Model directory in Hugging Face export layout (not needed with `--via-queue`).
+    #[arg(long, env = "CLIPSEARCH_MODEL_DIR", required_unless_present = "via_queue")]
+    pub model: Option<PathBuf>,
+    /// Send one S3-notification message per object to this ingest queue (name or URL)
+    /// instead of indexing here: the deployed ingest functions do the work (docs/ingest.md).
+    #[arg(long, value_name = "QUEUE")]
+    pub via_queue: Option<String>,
+    /// With `--via-queue`: resume after the last object an earlier run sent (the token it
+    /// printed on interruption or in its last checkpoint line).
+    #[arg(long, value_name = "TOKEN", requires = "via_queue")]
+    pub continuation_token: Option<String>,
+    /// With `--via-queue`: send at most this many messages per second [default: no limit].
+    #[arg(long, value_name = "PER_SECOND", requires = "via_queue")]
+    pub rate: Option<f64>,
+    /// With `--via-queue`: keys listed per page (1..=1000; a checkpoint line after each).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub page_size: i32,
+    /// With `--via-queue`: exit once everything is sent instead of watching the queue drain.
+    #[arg(long, requires = "via_queue")]
+    pub no_wait: bool,
     /// Bucket name recorded for a folder's images (their key is the path inside the folder).
     #[arg(long, default_value = "local", value_name = "NAME")]
     pub bucket: String,
@@ -55,11 +72,23 @@ pub fn quiet_tracing() {
 /// The subcommand: `Ok(false)` when some images failed.
 pub fn command(args: IndexArgs) -> Result<bool> {
     quiet_tracing();
+    let runtime = tokio::runtime::Runtime::new()?;
+    if let Some(queue) = &args.via_queue {
+        return runtime.block_on(crate::via_queue::run(crate::via_queue::Options {
+            source: &args.source,
+            queue,
+            continuation_token: args.continuation_token.as_deref(),
+            rate: args.rate,
+            page_size: args.page_size,
+            wait: !args.no_wait,
+            quiet: args.quiet,
+        }));
+    }
     let clip = ClipSettings {
-        model_dir: Some(args.model.clone()),
+        model_dir: args.model.clone(),
         ..ClipSettings::from_env()?
     };
-    tokio::runtime::Runtime::new()?.block_on(run(clip, args))
+    runtime.block_on(run(clip, args))
 }
 
 enum Item {

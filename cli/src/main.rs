@@ -1,10 +1,14 @@
 //! The `clipsearch` command: thin over the library's use cases.
 
+mod dlq;
 mod embed;
 mod index;
+mod queue;
 mod reconcile;
 mod relay;
 mod search;
+mod status;
+mod via_queue;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,10 +34,16 @@ enum Command {
     Index(index::IndexArgs),
     /// Compare the index with s3://bucket/prefix or a folder; `--apply` repairs the differences.
     Reconcile(reconcile::ReconcileArgs),
+    /// The ingest queue's dead letters: list them with their last error, redrive, purge.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Development: deliver the local ingest queue to the function under `cargo lambda watch`.
     Relay(relay::RelayArgs),
     /// Search the index by text, image file or id (the search function's use case).
     Search(search::SearchArgs),
+    /// Where an object stands with ingest (indexed, refused, failing, unknown); `--refused`
+    /// lists the refusals under a prefix.
+    Status(status::StatusArgs),
     /// Write an optimised copy of a model directory that loads about 2x faster at a cold start
     /// (same embeddings, same model name): deploy the copy.
     OptimizeModel {
@@ -90,7 +100,9 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Index(args) => index::command(args),
         Command::Reconcile(args) => reconcile::command(args),
         Command::Relay(args) => relay::command(args),
+        Command::Dlq(command) => dlq::command(command),
         Command::Search(args) => search::command(args),
+        Command::Status(args) => status::command(args),
         Command::OptimizeModel { source, target } => {
             let settings = ClipSettings::from_env()?;
             let written = optimize_model_dir(settings.ort_library.as_deref(), &source, &target)?;

@@ -62,22 +62,23 @@ impl Walk {
         bucket: &str,
         after: Option<&str>,
         size: i32,
-    ) -> Result<(Vec<ObjectSummary>, bool)> {
+    ) -> Result<(Vec<ObjectSummary>, Option<String>)> {
         match self {
             Walk::Bucket { prefix } => {
-                let (page, more) = ingestor
+                let (page, next) = ingestor
                     .objects()
                     .list_page(bucket, prefix, after, size)
                     .await
                     .with_context(|| format!("listing s3://{bucket}/{prefix}"))?;
                 // Folder markers ("photos/") are never images.
-                Ok((page.into_iter().filter(|o| !o.key.ends_with('/')).collect(), more))
+                Ok((page.into_iter().filter(|o| !o.key.ends_with('/')).collect(), next))
             }
             Walk::Folder { files, next } => {
                 let start = (*next).max(after.map_or(0, |a| files.partition_point(|f| f.key.as_str() <= a)));
                 let end = (start + size as usize).min(files.len());
                 *next = end;
-                Ok((files[start..end].to_vec(), end < files.len()))
+                let more = (end < files.len()).then(|| files[end - 1].key.clone());
+                Ok((files[start..end].to_vec(), more))
             }
         }
     }
@@ -143,14 +144,16 @@ pub async fn run(clip: ClipSettings, options: ReconcileArgs) -> Result<bool> {
     let mut counts = Counts::default();
     let mut after = options.start_after.clone();
     loop {
-        let (page, more) = walk
+        // `next`: the last key listed when more follow (a page's own keys may end earlier:
+        // folder markers and status records are not in it).
+        let (page, next) = walk
             .page(&ingestor, &bucket, after.as_deref(), options.page_size)
             .await?;
         let range = KeyRange {
             bucket: bucket.clone(),
             prefix: prefix.clone(),
             after: after.clone(),
-            through: if more { page.last().map(|o| o.key.clone()) } else { None },
+            through: next.clone(),
         };
         let findings = ingestor
             .reconcile_page(&range, &page, &source, options.apply)
@@ -195,8 +198,8 @@ pub async fn run(clip: ClipSettings, options: ReconcileArgs) -> Result<bool> {
             "missing {} stale {} changed {}",
             counts.missing, counts.stale, counts.changed
         ));
-        if let Some(last) = page.last() {
-            after = Some(last.key.clone());
+        if let Some(last) = next.clone().or_else(|| page.last().map(|o| o.key.clone())) {
+            after = Some(last);
         }
         if checkpoints {
             eprintln!(
@@ -205,7 +208,7 @@ pub async fn run(clip: ClipSettings, options: ReconcileArgs) -> Result<bool> {
                 after.as_deref().unwrap_or("")
             );
         }
-        if !more {
+        if next.is_none() {
             break;
         }
     }

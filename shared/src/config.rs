@@ -11,6 +11,11 @@ pub fn env_opt(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// `name` as set, even when empty (set empty to turn a default off); `default` when unset.
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
 /// Reads and parses `name`, falling back to `default` when unset; a value that does not parse
 /// is a configuration error naming the variable, never a silent default.
 pub fn env_parse<T: std::str::FromStr>(name: &str, default: T) -> Result<T>

@@ -47,6 +47,16 @@ pub async fn within<F: Future>(deadline: Option<Instant>, work: F) -> F::Output 
     }
 }
 
+/// Runs `work` with half of [`RESERVE`] added to the invocation's deadline: for a small
+/// bookkeeping write after the work itself used up its budget (ingest's status record of a
+/// record that timed out on Milvus must still say why). Half the reserve stays for answering.
+pub async fn with_bookkeeping_time<F: Future>(work: F) -> F::Output {
+    match DEADLINE.try_with(|deadline| *deadline) {
+        Ok(deadline) => DEADLINE.scope(deadline + RESERVE / 2, work).await,
+        Err(_) => work.await,
+    }
+}
+
 /// The time a remote call may still take: the remaining time less [`RESERVE`]; `None`
 /// outside an invocation.
 pub fn budget() -> Option<Duration> {
@@ -243,5 +253,23 @@ mod tests {
         assert_eq!(bounded(Service::S3, "GET", async { Ok(7) }).await.unwrap(), 7);
         let inside = within(Some(Instant::now() + Duration::from_secs(60)), async { budget() }).await;
         assert!(inside.unwrap() > Duration::from_secs(58));
+    }
+
+    #[tokio::test]
+    async fn bookkeeping_gets_half_the_reserve_after_the_budget_is_spent() {
+        // A deadline whose budget is spent: ordinary calls are refused at once.
+        let deadline = Instant::now() + RESERVE;
+        within(Some(deadline), async {
+            let call = || async { Ok::<_, Error>(()) };
+            assert!(bounded(Service::S3, "spent", call()).await.is_err());
+            assert!(with_bookkeeping_time(bounded(Service::S3, "status", call()))
+                .await
+                .is_ok());
+            let left = with_bookkeeping_time(async { budget() }).await.unwrap();
+            assert!(left <= RESERVE / 2, "{left:?}");
+        })
+        .await;
+        // Outside an invocation it changes nothing.
+        assert!(with_bookkeeping_time(async { budget() }).await.is_none());
     }
 }

@@ -10,6 +10,7 @@ pub mod model_source;
 pub mod objects;
 pub mod search;
 pub mod secrets;
+pub mod status;
 pub mod store;
 
 pub use error::{Error, Result};

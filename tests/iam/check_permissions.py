@@ -28,6 +28,11 @@ GRANTS = {
     "images.read": ("s3:GetObject", IMAGES + "/${ImagePrefix}*", None),
     "images.list": ("s3:ListBucket", IMAGES, "${ImagePrefix}*"),
     "uploads.write": ("s3:PutObject", IMAGES + "/${ImagePrefix}${UploadPrefix}*", None),
+    # Ingest status records (shared/src/objects/status_store.rs; CLIPSEARCH_STATUS_PREFIX).
+    "status.write": ("s3:PutObject", IMAGES + "/.clipsearch/status/*", None),
+    "status.delete": ("s3:DeleteObject", IMAGES + "/.clipsearch/status/*", None),
+    "status.read": ("s3:GetObject", IMAGES + "/.clipsearch/status/*", None),
+    "status.list": ("s3:ListBucket", IMAGES, ".clipsearch/status/*"),
     "model.read": ("s3:GetObject", "arn:${AWS::Partition}:s3:::${ModelBucket}/${ModelPrefix}*", None),
     "model.list": ("s3:ListBucket", "arn:${AWS::Partition}:s3:::${ModelBucket}", "${ModelPrefix}*"),
     "text-model.read": ("s3:GetObject", "arn:${AWS::Partition}:s3:::${ModelBucket}/${TextModelPrefix}*", None),
@@ -53,11 +58,12 @@ CALL_SITES = {
         "ingest": ["images.list", "model.list"],
         "search": ["model.list", "text-model.list"],
     },
-    # S3Objects::get: image bytes (ingest: the event's object; search: `image_url` queries) and
-    # model files (both; search also its text tower's).
+    # S3Objects::get: image bytes (ingest: the event's object; search: `image_url` queries),
+    # model files (both; search also its text tower's) and status records (search's
+    # `GET /status`; the listing grant makes a key without a record a 404, not a 403).
     ("shared/src/objects/s3.rs", "get", "get_object"): {
         "ingest": ["images.read", "model.read"],
-        "search": ["images.read", "model.read", "text-model.read"],
+        "search": ["images.read", "model.read", "text-model.read", "status.read", "status.list"],
     },
     ("shared/src/objects/s3.rs", "head_unbounded", "head_object"): {"ingest": ["images.read"]},
     # Presigned GETs of results: the browser reads with the role's signature.
@@ -66,9 +72,10 @@ CALL_SITES = {
     ("shared/src/objects/s3.rs", "presign_post", "get_object"): {},
     # The upload form's policy is signed by the role: S3 checks s3:PutObject on the key.
     ("shared/src/objects/s3.rs", "presign_post", "post_policy::sign"): {"search": ["uploads.write"]},
-    # Uploads and deletes for the demo and the tests; no deployed code path calls them.
-    ("shared/src/objects/s3.rs", "put", "put_object"): {},
-    ("shared/src/objects/s3.rs", "delete", "delete_object"): {},
+    # Ingest writes and clears status records; the demo and the tests also upload and delete
+    # images with them.
+    ("shared/src/objects/s3.rs", "put", "put_object"): {"ingest": ["status.write"]},
+    ("shared/src/objects/s3.rs", "delete", "delete_object"): {"ingest": ["status.delete"]},
     ("shared/src/secrets.rs", "milvus_token", "get_secret_value"): {
         "ingest": ["token.read"],
         "search": ["token.read", "search-token.read"],

@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
 use clipsearch::config::{env_opt, ClipSettings};
 use clipsearch::deadline;
@@ -22,6 +22,7 @@ use clipsearch::ingest::ClipIngestor;
 use serde_json::{json, Value};
 
 mod emulator;
+use crate::queue;
 use emulator::invoke_through_emulator;
 
 #[derive(clap::Args)]
@@ -133,31 +134,15 @@ pub async fn run(options: RelayArgs) -> Result<bool> {
     if !(0..=20).contains(&options.wait_secs) {
         bail!("--wait-secs must be 0..=20");
     }
-    let sqs = sqs_client().await;
+    let sqs = queue::sqs_client().await;
     let queue_url = match (&options.queue_url, &options.queue) {
         (Some(url), _) => url.clone(),
-        (None, Some(name)) => sqs
-            .get_queue_url()
-            .queue_name(name)
-            .send()
-            .await
-            .with_context(|| format!("looking up queue {name}"))?
-            .queue_url()
-            .ok_or_else(|| anyhow!("queue {name} has no URL"))?
-            .to_owned(),
+        (None, Some(name)) => queue::queue_url(&sqs, name).await?,
         (None, None) => bail!("give --queue-url or --queue (or CLIPSEARCH_QUEUE_URL / CLIPSEARCH_QUEUE)"),
     };
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .with_context(|| format!("reading the attributes of {queue_url}"))?;
-    let queue_arn = attributes
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-        .cloned()
+    let queue_arn = queue::attributes(&sqs, &queue_url, &[QueueAttributeName::QueueArn])
+        .await?
+        .remove(&QueueAttributeName::QueueArn)
         .unwrap_or_default();
     let region = queue_arn.split(':').nth(3).unwrap_or("us-east-1").to_owned();
     let lambda_url = options.lambda_url.clone().unwrap_or_else(|| {
@@ -317,18 +302,4 @@ impl Poller<'_> {
         }
         Ok(totals)
     }
-}
-
-/// SQS on the same endpoint as S3 unless `CLIPSEARCH_SQS_ENDPOINT` says otherwise (moto serves
-/// both on one port); credentials and region from the standard AWS environment.
-async fn sqs_client() -> aws_sdk_sqs::Client {
-    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let mut config = aws_sdk_sqs::config::Builder::from(&shared);
-    if let Some(endpoint) = env_opt("CLIPSEARCH_SQS_ENDPOINT").or_else(|| env_opt("CLIPSEARCH_S3_ENDPOINT")) {
-        config = config.endpoint_url(endpoint);
-    }
-    if shared.region().is_none() {
-        config = config.region(aws_sdk_sqs::config::Region::new("us-east-1"));
-    }
-    aws_sdk_sqs::Client::from_conf(config.build())
 }

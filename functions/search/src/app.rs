@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use clipsearch::clip::Encoder;
 use clipsearch::objects::{ObjectSource, Presigner};
 use clipsearch::search::{BatchBody, SearchResponse, Searcher};
+use clipsearch::status::StatusStore;
 use clipsearch::store::ImageIndex;
 use clipsearch::{deadline, metrics};
 use lambda_http::http::{header, Method, StatusCode};
@@ -29,6 +30,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/search/batch"),
     ("GET", "/images/{id}"),
     ("POST", "/uploads"),
+    ("GET", "/status"),
 ];
 
 /// The search function: the use case plus what HTTP needs.
@@ -75,7 +77,7 @@ impl<E, I, O> App<E, I, O>
 where
     E: Encoder + 'static,
     I: ImageIndex + Health,
-    O: ObjectSource + Presigner,
+    O: ObjectSource + Presigner + StatusStore,
 {
     pub fn new(searcher: Searcher<E, I, O>, max_body_bytes: usize) -> Self {
         Self {
@@ -185,6 +187,16 @@ where
                     .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
                 let ticket = self.searcher.upload(&body.filename, &body.content_type).await?;
                 Ok(json(StatusCode::OK, &ticket))
+            }
+            "/status" => {
+                get_only(method)?;
+                let params = request::query_params(&request);
+                let key = params.get("key").map(String::as_str).unwrap_or_default();
+                let status = self
+                    .searcher
+                    .status(params.get("bucket").map(String::as_str), key)
+                    .await?;
+                Ok(json(StatusCode::OK, &status))
             }
             p => match p.strip_prefix("/images/") {
                 Some(id) if !id.is_empty() && !id.contains('/') => {

@@ -28,6 +28,7 @@ use crate::clip::{Clip, Encoder, Towers};
 use crate::config::{env_parse, ClipSettings, MilvusSettings};
 use crate::events::{parse_notification, Invocation, Notification, ObjectEvent, SqsMessage};
 use crate::objects::{ObjectSettings, ObjectSource, ObjectVersion, S3Objects};
+use crate::status::{StatusRecord, StatusStore};
 use crate::store::{ImageIndex, IndexSpec, IndexedObject, LazyMilvus, Location};
 use crate::{Error, Result};
 
@@ -167,7 +168,7 @@ impl<E, I, S> Ingestor<E, I, S>
 where
     E: Encoder + 'static,
     I: ImageIndex,
-    S: ObjectSource,
+    S: ObjectSource + StatusStore,
 {
     pub fn new(encoder: Arc<E>, index: I, objects: S, max_image_bytes: u64) -> Self {
         Self {
@@ -261,7 +262,32 @@ where
                 event_name: event_name.clone(),
             }),
         };
+        self.note_status(event.location(), &outcome).await;
         self.report(event.location().clone(), trace, outcome, started)
+    }
+
+    /// Keeps the key's status record in step with what just happened: a refusal or a failure
+    /// is recorded with its reason; success, or the object being gone, clears it. Status is
+    /// advisory: failing to write it is logged and changes nothing about the record's outcome.
+    /// A record that ran out of the invocation's time still gets its status written, in part
+    /// of the time kept back to answer ([`crate::deadline::with_bookkeeping_time`]).
+    async fn note_status(&self, location: &Location, outcome: &Result<Outcome>) {
+        let write = async {
+            match outcome {
+                Ok(_) | Err(Error::ObjectMissing { .. }) => self.objects.clear_status(location).await,
+                Err(e) => {
+                    let record = StatusRecord::of_failure(location, e, should_retry(e));
+                    self.objects.record_status(&record).await
+                }
+            }
+        };
+        if matches!(outcome, Ok(Outcome::Ignored { .. })) {
+            return;
+        }
+        let written = crate::deadline::with_bookkeeping_time(write).await;
+        if let Err(e) = written {
+            tracing::warn!(bucket = %location.bucket, key = %location.key, code = e.code(), reason = %e, "status record not written");
+        }
     }
 
     /// Handles a local file like an upload (backfill of a folder), with its log line.
@@ -598,6 +624,8 @@ mod tests {
         std::sync::Mutex<HashMap<(String, String), Vec<u8>>>,
         /// Bytes that overwrite a key right after its next GET (an upload landing mid-ingest).
         std::sync::Mutex<Option<(String, Vec<u8>)>>,
+        /// Status records by location.
+        std::sync::Mutex<HashMap<Location, StatusRecord>>,
     );
 
     fn fake_version(bytes: &[u8]) -> ObjectVersion {
@@ -657,6 +685,20 @@ mod tests {
         }
     }
 
+    impl StatusStore for FakeObjects {
+        async fn record_status(&self, record: &StatusRecord) -> Result<()> {
+            self.2.lock().unwrap().insert(record.location(), record.clone());
+            Ok(())
+        }
+        async fn clear_status(&self, location: &Location) -> Result<()> {
+            self.2.lock().unwrap().remove(location);
+            Ok(())
+        }
+        async fn read_status(&self, location: &Location) -> Result<Option<StatusRecord>> {
+            Ok(self.2.lock().unwrap().get(location).cloned())
+        }
+    }
+
     fn ingestor(objects: &[(&str, &[u8])]) -> Ingestor<FakeEncoder, MemoryIndex, FakeObjects> {
         let map = objects
             .iter()
@@ -672,7 +714,11 @@ mod tests {
                 calls: AtomicUsize::new(0),
             }),
             MemoryIndex::new(spec),
-            FakeObjects(std::sync::Mutex::new(map), std::sync::Mutex::new(None)),
+            FakeObjects(
+                std::sync::Mutex::new(map),
+                std::sync::Mutex::new(None),
+                std::sync::Mutex::default(),
+            ),
             1000,
         )
     }
@@ -731,6 +777,57 @@ mod tests {
                 Some("object_store_unavailable")
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn refusals_and_failures_are_recorded_until_the_key_is_indexed_or_gone() {
+        use crate::status::Standing;
+        let ing = ingestor(&[("text", b"hello"), ("down-1", b"IMG")]);
+        ing.handle(&created("text")).await;
+        ing.handle(&created("down-1")).await;
+        ing.handle(&created("never-there")).await;
+        let status = |key: &str| ing.objects().2.lock().unwrap().get(&Location::new("b", key)).cloned();
+        let refused = status("text").expect("refusal recorded");
+        assert_eq!(
+            (refused.status, refused.code.as_str()),
+            (Standing::Refused, "not_an_image")
+        );
+        assert!(refused.at_ms > 0);
+        let failing = status("down-1").expect("failure recorded");
+        assert_eq!(
+            (failing.status, failing.code.as_str()),
+            (Standing::Failing, "object_store_unavailable")
+        );
+        assert_eq!(status("never-there"), None, "a missing object is no refusal");
+        // Fixed: the same key now holds an image.
+        ing.objects()
+            .0
+            .lock()
+            .unwrap()
+            .insert(("b".into(), "text".into()), b"IMG-fixed".to_vec());
+        assert!(matches!(
+            ing.handle(&created("text")).await.outcome,
+            Ok(Outcome::Indexed { .. })
+        ));
+        assert_eq!(status("text"), None, "indexed clears the refusal");
+        // A refused key that is deleted loses its record too.
+        ing.objects()
+            .0
+            .lock()
+            .unwrap()
+            .insert(("b".into(), "notes".into()), b"text".to_vec());
+        ing.handle(&created("notes")).await;
+        assert!(status("notes").is_some());
+        ing.objects()
+            .0
+            .lock()
+            .unwrap()
+            .remove(&("b".to_string(), "notes".to_string()));
+        ing.handle(&ObjectEvent::Removed {
+            location: Location::new("b", "notes"),
+        })
+        .await;
+        assert_eq!(status("notes"), None);
     }
 
     #[tokio::test]

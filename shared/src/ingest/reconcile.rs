@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use super::{row_version, Ingestor, Outcome};
 use crate::clip::Encoder;
 use crate::objects::{ObjectSource, ObjectSummary};
+use crate::status::StatusStore;
 use crate::store::{ImageIndex, IndexedObject, KeyRange, Location};
 use crate::Result;
 
@@ -90,7 +91,7 @@ impl<E, I, S> Ingestor<E, I, S>
 where
     E: Encoder + 'static,
     I: ImageIndex,
-    S: ObjectSource,
+    S: ObjectSource + StatusStore,
 {
     /// Compares one page of a walk with the index and, with `apply`, repairs each difference:
     /// an S3 key is synced as an event would sync it (so a key that changed again since the

@@ -13,6 +13,7 @@
 use super::{row_version, Ingestor, Outcome, Trace};
 use crate::clip::Encoder;
 use crate::objects::{ObjectSource, ObjectState, ObjectVersion};
+use crate::status::StatusStore;
 use crate::store::{ImageIndex, Location};
 use crate::{Error, Result};
 
@@ -32,7 +33,7 @@ impl<E, I, S> Ingestor<E, I, S>
 where
     E: Encoder + 'static,
     I: ImageIndex,
-    S: ObjectSource,
+    S: ObjectSource + StatusStore,
 {
     pub(super) async fn sync_object(
         &self,

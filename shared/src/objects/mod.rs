@@ -4,6 +4,7 @@
 
 pub mod post_policy;
 mod s3;
+mod status_store;
 
 pub use post_policy::{PostConditions, PresignedPost};
 pub use s3::S3Objects;
@@ -78,6 +79,9 @@ pub trait Presigner {
     async fn presign_post(&self, conditions: &PostConditions<'_>) -> Result<PresignedPost>;
 }
 
+/// Where ingest status records go unless `CLIPSEARCH_STATUS_PREFIX` says otherwise.
+pub const DEFAULT_STATUS_PREFIX: &str = ".clipsearch/status/";
+
 /// Settings for S3 access.
 #[derive(Debug, Clone)]
 pub struct ObjectSettings {
@@ -91,6 +95,10 @@ pub struct ObjectSettings {
     pub upload_prefix: String,
     /// `CLIPSEARCH_PRESIGN_EXPIRY_SECS`: lifetime of presigned URLs (default 900).
     pub presign_expiry: std::time::Duration,
+    /// `CLIPSEARCH_STATUS_PREFIX`: where ingest records refusals in each bucket (default
+    /// `.clipsearch/status/`; a `.json` suffix keeps them out of the image notifications).
+    /// Empty: none are kept.
+    pub status_prefix: String,
 }
 
 impl ObjectSettings {
@@ -103,6 +111,7 @@ impl ObjectSettings {
             bucket: env_opt("CLIPSEARCH_BUCKET"),
             upload_prefix: env_opt("CLIPSEARCH_UPLOAD_PREFIX").unwrap_or_else(|| "uploads/".into()),
             presign_expiry: std::time::Duration::from_secs(env_parse("CLIPSEARCH_PRESIGN_EXPIRY_SECS", 900u64)?),
+            status_prefix: crate::config::env_or("CLIPSEARCH_STATUS_PREFIX", DEFAULT_STATUS_PREFIX),
         })
     }
 }

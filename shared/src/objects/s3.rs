@@ -20,6 +20,8 @@ pub struct S3Objects {
     presign_expiry: Duration,
     /// What signs upload forms (the SDK signs everything else itself).
     credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    /// Where ingest status records live in each bucket (`status_store`); empty: not kept.
+    pub(super) status_prefix: String,
 }
 
 impl S3Objects {
@@ -38,6 +40,7 @@ impl S3Objects {
             client: Client::from_conf(config.build()),
             presign_expiry: settings.presign_expiry,
             credentials: shared.credentials_provider(),
+            status_prefix: settings.status_prefix.clone(),
         }
     }
 
@@ -50,24 +53,26 @@ impl S3Objects {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let (page, more) = self.list_page(bucket, prefix, after.as_deref(), 1000).await?;
-            after = page.last().map(|o| o.key.clone());
+            let (page, next) = self.list_page(bucket, prefix, after.as_deref(), 1000).await?;
             out.extend(page);
-            if !more {
-                return Ok(out);
+            match next {
+                Some(key) => after = Some(key),
+                None => return Ok(out),
             }
         }
     }
 
-    /// One page of keys under `prefix` that sort after `start_after`, in key order, and
-    /// whether more follow. Resumable from any key (S3's `StartAfter`).
+    /// One page of keys under `prefix` that sort after `start_after`, in key order, and the key
+    /// to continue after when more follow. Resumable from any key (S3's `StartAfter`). Ingest
+    /// status records are left out unless `prefix` is inside their prefix: they are
+    /// clipsearch's own notes, never images to index or reconcile.
     pub async fn list_page(
         &self,
         bucket: &str,
         prefix: &str,
         start_after: Option<&str>,
         max_keys: i32,
-    ) -> Result<(Vec<ObjectSummary>, bool)> {
+    ) -> Result<(Vec<ObjectSummary>, Option<String>)> {
         let list = self
             .client
             .list_objects_v2()
@@ -96,8 +101,18 @@ impl S3Objects {
                     },
                 })
             })
+            .collect::<Vec<_>>();
+        let next = if page.is_truncated().unwrap_or(false) {
+            objects.last().map(|o| o.key.clone())
+        } else {
+            None
+        };
+        let hide_status = !self.status_prefix.is_empty() && !prefix.starts_with(&self.status_prefix);
+        let objects = objects
+            .into_iter()
+            .filter(|o| !(hide_status && o.key.starts_with(&self.status_prefix)))
             .collect();
-        Ok((objects, page.is_truncated().unwrap_or(false)))
+        Ok((objects, next))
     }
 
     /// Uploads bytes (used by the demo, the tests and nothing in production paths).

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::{blocking, disabled, Filters, Query, SearchBody, SearchParams, SearchResponse, SearchSettings, Searcher};
 use crate::clip::{Embedding, Encoder};
 use crate::objects::{ObjectSource, Presigner};
+use crate::status::StatusStore;
 use crate::store::ImageIndex;
 use crate::{Error, Result};
 
@@ -47,7 +48,7 @@ impl<E, I, O> Searcher<E, I, O>
 where
     E: Encoder + 'static,
     I: ImageIndex,
-    O: ObjectSource + Presigner,
+    O: ObjectSource + Presigner + StatusStore,
 {
     /// One answer per query, in order. The text queries' `embed_ms` is the time of their
     /// shared embedding.

@@ -9,6 +9,7 @@
 //! [`SearchOptions`]. The encoder is CPU-bound, so it runs on tokio's blocking pool.
 
 mod batch;
+mod status;
 
 pub use batch::{BatchBody, MAX_BATCH_QUERIES};
 
@@ -23,6 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::clip::{Encoder, Towers};
 use crate::config::env_parse;
 use crate::objects::{parse_s3_url, ObjectSettings, ObjectSource, PostConditions, Presigner};
+use crate::status::StatusStore;
 use crate::store::{
     normalize_id, ImageIndex, ImageRecord, Location, SearchHit, SearchRequest, MAX_KEY_BYTES, MAX_TOP_K,
 };
@@ -510,7 +512,7 @@ impl<E, I, O> Searcher<E, I, O>
 where
     E: Encoder + 'static,
     I: ImageIndex,
-    O: ObjectSource + Presigner,
+    O: ObjectSource + Presigner + StatusStore,
 {
     /// `objects` is needed for `image_url` queries, result URLs and uploads; without it (the
     /// CLI) results carry no URL.
@@ -838,6 +840,8 @@ mod tests {
     }
 
     struct FakeObjects;
+
+    impl crate::status::StatusStore for FakeObjects {}
 
     impl ObjectSource for FakeObjects {
         async fn fetch(&self, bucket: &str, key: &str, _max: u64) -> Result<FetchedObject> {

@@ -1,0 +1,79 @@
+//! SQS for the commands that work on the ingest queues (`relay`, `index --via-queue`, `dlq`):
+//! one client, queue lookup by name or URL, depths, and the dead-letter queue behind a queue.
+
+use anyhow::{anyhow, Context, Result};
+use aws_sdk_sqs::types::QueueAttributeName;
+use clipsearch::config::env_opt;
+
+/// SQS on the same endpoint as S3 unless `CLIPSEARCH_SQS_ENDPOINT` says otherwise (moto serves
+/// both on one port); credentials and region from the standard AWS environment.
+pub async fn sqs_client() -> aws_sdk_sqs::Client {
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let mut config = aws_sdk_sqs::config::Builder::from(&shared);
+    if let Some(endpoint) = env_opt("CLIPSEARCH_SQS_ENDPOINT").or_else(|| env_opt("CLIPSEARCH_S3_ENDPOINT")) {
+        config = config.endpoint_url(endpoint);
+    }
+    if shared.region().is_none() {
+        config = config.region(aws_sdk_sqs::config::Region::new("us-east-1"));
+    }
+    aws_sdk_sqs::Client::from_conf(config.build())
+}
+
+/// A queue's URL from its URL (kept as is) or its name (looked up).
+pub async fn queue_url(sqs: &aws_sdk_sqs::Client, name_or_url: &str) -> Result<String> {
+    if name_or_url.starts_with("https://") || name_or_url.starts_with("http://") {
+        return Ok(name_or_url.to_owned());
+    }
+    sqs.get_queue_url()
+        .queue_name(name_or_url)
+        .send()
+        .await
+        .with_context(|| format!("looking up queue {name_or_url}"))?
+        .queue_url()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("queue {name_or_url} has no URL"))
+}
+
+/// Some of a queue's attributes, by name.
+pub async fn attributes(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    names: &[QueueAttributeName],
+) -> Result<std::collections::HashMap<QueueAttributeName, String>> {
+    let answer = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .set_attribute_names(Some(names.to_vec()))
+        .send()
+        .await
+        .with_context(|| format!("reading the attributes of {url}"))?;
+    Ok(answer.attributes().cloned().unwrap_or_default())
+}
+
+/// Messages waiting and messages in flight (received, not yet deleted): both approximate on
+/// AWS, by SQS's own account.
+pub async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<(u64, u64)> {
+    let names = [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ];
+    let found = attributes(sqs, url, &names).await?;
+    let count = |name: &QueueAttributeName| found.get(name).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok((count(&names[0]), count(&names[1])))
+}
+
+/// The URL of the dead-letter queue a queue's redrive policy names, if any.
+pub async fn dead_letter_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Option<String>> {
+    let found = attributes(sqs, url, &[QueueAttributeName::RedrivePolicy]).await?;
+    let Some(policy) = found.get(&QueueAttributeName::RedrivePolicy) else {
+        return Ok(None);
+    };
+    let policy: serde_json::Value =
+        serde_json::from_str(policy).with_context(|| format!("the redrive policy of {url}: {policy}"))?;
+    let Some(arn) = policy["deadLetterTargetArn"].as_str() else {
+        return Ok(None);
+    };
+    // arn:aws:sqs:region:account:name
+    let name = arn.rsplit(':').next().unwrap_or(arn);
+    queue_url(sqs, name).await.map(Some)
+}
