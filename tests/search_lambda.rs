@@ -1054,7 +1054,7 @@ async fn every_documented_route_exists() {
             seen.insert(format!("{method} {path}"));
         }
     }
-    assert_eq!(seen.len(), 8, "{seen:?}");
+    assert_eq!(seen.len(), 9, "{seen:?}");
     let page = call(Method::GET, "/", None, vec![]).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.as_str().unwrap().contains("<title>clipsearch</title>"));

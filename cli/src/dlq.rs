@@ -11,7 +11,6 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
-    SendMessageBatchRequestEntry,
 };
 use clipsearch::events::{parse_notification, Notification};
 use clipsearch::objects::{ObjectSettings, S3Objects};
@@ -218,22 +217,8 @@ async fn redrive(sqs: &aws_sdk_sqs::Client, dlq: &str, source: &str) -> Result<u
             return Ok(moved);
         }
         let by_id: HashMap<String, &Message> = messages.iter().enumerate().map(|(i, m)| (i.to_string(), m)).collect();
-        let entries = by_id
-            .iter()
-            .map(|(id, m)| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(id)
-                    .message_body(m.body().unwrap_or_default())
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let sent = sqs
-            .send_message_batch()
-            .queue_url(source)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .with_context(|| format!("sending to {source}"))?;
+        let bodies = by_id.iter().map(|(id, m)| (id.as_str(), m.body().unwrap_or_default()));
+        let sent = queue::send_batch(sqs, source, bodies).await?;
         let deletes = sent
             .successful()
             .iter()

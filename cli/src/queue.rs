@@ -1,9 +1,17 @@
 //! SQS for the commands that work on the ingest queues (`relay`, `index --via-queue`, `dlq`):
 //! one client, queue lookup by name or URL, depths, and the dead-letter queue behind a queue.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
 use anyhow::{anyhow, Context, Result};
-use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use clipsearch::config::env_opt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How often the queue's depth is read while it drains.
+const POLL: Duration = Duration::from_secs(2);
 
 /// SQS on the same endpoint as S3 unless `CLIPSEARCH_SQS_ENDPOINT` says otherwise (moto serves
 /// both on one port); credentials and region from the standard AWS environment.
@@ -76,4 +84,75 @@ pub async fn dead_letter_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<O
     // arn:aws:sqs:region:account:name
     let name = arn.rsplit(':').next().unwrap_or(arn);
     queue_url(sqs, name).await.map(Some)
+}
+
+/// One SendMessageBatch of `(id, body)` entries (at most 10); the answer says which went.
+pub async fn send_batch<'a>(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<SendMessageBatchOutput> {
+    let entries = entries
+        .into_iter()
+        .map(|(id, body)| {
+            SendMessageBatchRequestEntry::builder()
+                .id(id)
+                .message_body(body)
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    sqs.send_message_batch()
+        .queue_url(url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .with_context(|| format!("SendMessageBatch to {url}"))
+}
+
+/// Shows the queue draining until nothing is waiting or in flight (twice in a row, since the
+/// counts are approximate). `Ok(false)` when the watch was interrupted.
+pub async fn watch_drain(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    sent: u64,
+    stop: &AtomicBool,
+    quiet: bool,
+) -> Result<bool> {
+    let bar = progress(
+        quiet,
+        "{spinner} [{elapsed_precise}] queue {msg} {wide_bar} {pos}/{len} handled",
+    );
+    bar.set_length(sent);
+    let mut empty_polls = 0;
+    let mut last_line = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        let (waiting, in_flight) = depth(sqs, queue_url).await?;
+        bar.set_position(sent.saturating_sub(waiting + in_flight));
+        bar.set_message(format!("{waiting} waiting, {in_flight} in flight"));
+        if bar.is_hidden() && !quiet && last_line.elapsed() >= Duration::from_secs(10) {
+            eprintln!("queue: {waiting} waiting, {in_flight} in flight");
+            last_line = Instant::now();
+        }
+        empty_polls = if waiting + in_flight == 0 { empty_polls + 1 } else { 0 };
+        if empty_polls >= 2 {
+            bar.finish_and_clear();
+            eprintln!("the queue has drained");
+            return Ok(true);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    bar.finish_and_clear();
+    eprintln!("stopped watching; the queue keeps draining");
+    Ok(false)
+}
+
+/// A progress bar on a terminal, else hidden.
+pub fn progress(quiet: bool, template: &str) -> ProgressBar {
+    if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
 }

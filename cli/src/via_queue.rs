@@ -14,13 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use base64::Engine;
 use clipsearch::events::{notification_body, ObjectEvent};
 use clipsearch::objects::{ObjectSettings, ObjectSummary, S3Objects};
 use clipsearch::store::Location;
 use futures::stream::{self, StreamExt};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -32,8 +31,6 @@ const BATCH: usize = 10;
 const IN_FLIGHT: usize = 8;
 /// Attempts per batch for entries SQS answers as failed (throttling, internal errors).
 const ATTEMPTS: u32 = 6;
-/// How often the queue's depth is read while it drains.
-const POLL: Duration = Duration::from_secs(2);
 
 /// What a `--via-queue` run needs beyond the source.
 pub struct Options<'a> {
@@ -118,7 +115,7 @@ pub async fn run(options: Options<'_>) -> Result<bool> {
     };
     let stop = stop_on_signals()?;
 
-    let bar = progress(
+    let bar = queue::progress(
         options.quiet,
         "{spinner} [{elapsed_precise}] listed {len} sent {pos} {per_sec} {msg}",
     );
@@ -227,7 +224,7 @@ pub async fn run(options: Options<'_>) -> Result<bool> {
         sent as f64 / started.elapsed().as_secs_f64().max(1e-9)
     );
     let drained = if options.wait {
-        Some(watch_drain(&sqs, &queue_url, sent, &stop, options.quiet).await?)
+        Some(queue::watch_drain(&sqs, &queue_url, sent, &stop, options.quiet).await?)
     } else {
         None
     };
@@ -307,22 +304,12 @@ async fn send_batch(sqs: &aws_sdk_sqs::Client, queue_url: &str, bucket: &str, ch
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
         }
-        let entries = pending
-            .iter()
-            .map(|(id, body)| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(id)
-                    .message_body(body)
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let answer = sqs
-            .send_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .with_context(|| format!("SendMessageBatch to {queue_url}"))?;
+        let answer = queue::send_batch(
+            sqs,
+            queue_url,
+            pending.iter().map(|(id, body)| (id.as_str(), body.as_str())),
+        )
+        .await?;
         let failed = answer.failed();
         if let Some(ours) = failed.iter().find(|f| f.sender_fault()) {
             bail!(
@@ -338,43 +325,6 @@ async fn send_batch(sqs: &aws_sdk_sqs::Client, queue_url: &str, bucket: &str, ch
         }
     }
     bail!("{} message(s) still failing after {ATTEMPTS} attempts", pending.len())
-}
-
-/// Shows the queue draining until nothing is waiting or in flight (twice in a row, since the
-/// counts are approximate). `Ok(false)` when the watch was interrupted.
-async fn watch_drain(
-    sqs: &aws_sdk_sqs::Client,
-    queue_url: &str,
-    sent: u64,
-    stop: &AtomicBool,
-    quiet: bool,
-) -> Result<bool> {
-    let bar = progress(
-        quiet,
-        "{spinner} [{elapsed_precise}] queue {msg} {wide_bar} {pos}/{len} handled",
-    );
-    bar.set_length(sent);
-    let mut empty_polls = 0;
-    let mut last_line = Instant::now();
-    while !stop.load(Ordering::SeqCst) {
-        let (waiting, in_flight) = queue::depth(sqs, queue_url).await?;
-        bar.set_position(sent.saturating_sub(waiting + in_flight));
-        bar.set_message(format!("{waiting} waiting, {in_flight} in flight"));
-        if bar.is_hidden() && !quiet && last_line.elapsed() >= Duration::from_secs(10) {
-            eprintln!("queue: {waiting} waiting, {in_flight} in flight");
-            last_line = Instant::now();
-        }
-        empty_polls = if waiting + in_flight == 0 { empty_polls + 1 } else { 0 };
-        if empty_polls >= 2 {
-            bar.finish_and_clear();
-            eprintln!("the queue has drained");
-            return Ok(true);
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    bar.finish_and_clear();
-    eprintln!("stopped watching; the queue keeps draining");
-    Ok(false)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -404,16 +354,6 @@ fn print_summary(
             "dead_lettered": drained.and_then(|d| d.1),
         })
     );
-}
-
-fn progress(quiet: bool, template: &str) -> ProgressBar {
-    if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
 }
 
 /// A flag set by the first Ctrl-C or SIGTERM (a second one ends the process as usual).
