@@ -481,6 +481,33 @@ async fn prefix_and_min_score_filter() {
     assert!(kept.len() >= 5 && kept.len() < hits.len(), "{} kept", kept.len());
     assert!(kept.iter().all(|h| score_of(h) >= threshold - 1e-4));
 
+    // The relative cut: hits within 5 % of the best one's score, the others dropped.
+    let best = score_of(&hits[0]);
+    assert!(best > 0.0, "a positive best score to take a share of: {best}");
+    let near = post_json(
+        "/search",
+        json!({"text": "a photo of a yellow triangle", "top_k": 100, "prefix": corpus.prefix, "min_score_ratio": 0.95}),
+    )
+    .await;
+    let near = results(&near);
+    let at_least = hits.iter().filter(|h| score_of(h) >= 0.95 * best + 1e-4).count();
+    let at_most = hits.iter().filter(|h| score_of(h) >= 0.95 * best - 1e-4).count();
+    assert!(
+        (at_least.max(1)..=at_most).contains(&near.len()) && near.len() < hits.len(),
+        "{} kept of {}, expected {at_least}..={at_most}",
+        near.len(),
+        hits.len()
+    );
+    assert_eq!(id_of(&near[0]), id_of(&hits[0]), "the best hit stays first");
+    let out_of_range = call(
+        Method::GET,
+        &format!("/search?q=a+photo&min_score_ratio=1.5&prefix={}", corpus.prefix),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(out_of_range.status, StatusCode::BAD_REQUEST, "{}", out_of_range.body);
+
     let nothing = post_json(
         "/search",
         json!({"text": "a photo of a yellow triangle", "prefix": format!("{}no-such-dir/", corpus.prefix)}),

@@ -32,6 +32,9 @@ pub struct SearchArgs {
     /// Drop results whose cosine similarity is lower.
     #[arg(long)]
     min_score: Option<f64>,
+    /// Keep results scoring at least this share of the best one (0..=1), e.g. 0.9.
+    #[arg(long)]
+    min_score_ratio: Option<f64>,
     /// Only images stored under a key starting with this.
     #[arg(long)]
     prefix: Option<String>,
@@ -80,6 +83,7 @@ async fn run(args: SearchArgs) -> Result<bool> {
         SearchOptions {
             top_k: Some(args.top_k),
             min_score: args.min_score,
+            min_score_ratio: args.min_score_ratio,
             prefix: args.prefix.clone(),
         },
         &settings,

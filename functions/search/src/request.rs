@@ -36,11 +36,12 @@ fn options_from(params: &HashMap<String, String>) -> Result<SearchOptions, ApiEr
     Ok(SearchOptions::from_strings(
         params.get("top_k").map(String::as_str),
         params.get("min_score").map(String::as_str),
+        params.get("min_score_ratio").map(String::as_str),
         params.get("prefix").map(String::as_str),
     )?)
 }
 
-/// `GET /search?q=…&top_k=…&min_score=…&prefix=…` (also `id=` and `image_url=`).
+/// `GET /search?q=…&top_k=…&min_score=…&min_score_ratio=…&prefix=…` (also `id=` and `image_url=`).
 pub fn from_query_string(request: &Request, settings: &SearchSettings) -> Result<SearchParams, ApiError> {
     let mut params = query_params(request);
     let parts = QueryParts {
@@ -84,12 +85,13 @@ fn json(body: &[u8], request: &Request, settings: &SearchSettings) -> Result<Sea
     query.check()?;
     parsed.top_k = parsed.top_k.or(query.top_k);
     parsed.min_score = parsed.min_score.or(query.min_score);
+    parsed.min_score_ratio = parsed.min_score_ratio.or(query.min_score_ratio);
     parsed.prefix = parsed.prefix.or(query.prefix);
     Ok(parsed.into_params(settings)?)
 }
 
 /// A form with an `image` file (or `text`, `image_url`, `id`) and optional `top_k`,
-/// `min_score`, `prefix` fields; options missing from the form are read from the query string.
+/// `min_score`, `min_score_ratio`, `prefix` fields; options missing from the form are read from the query string.
 async fn multipart(
     body: &[u8],
     content_type: &str,
@@ -115,7 +117,7 @@ async fn multipart(
             "text" | "q" => parts.text = Some(field.text().await.map_err(malformed)?),
             "image_url" => parts.image_url = Some(field.text().await.map_err(malformed)?),
             "id" => parts.id = Some(field.text().await.map_err(malformed)?),
-            "top_k" | "min_score" | "prefix" => {
+            "top_k" | "min_score" | "min_score_ratio" | "prefix" => {
                 options.insert(name, field.text().await.map_err(malformed)?);
             }
             _ if is_file && parts.image.is_none() => {
@@ -125,7 +127,7 @@ async fn multipart(
                 let shown: String = other.chars().take(60).collect();
                 return Err(ApiError::bad_request(format!(
                     "unknown form field {shown:?} (expected image, text, image_url, id, top_k, \
-                     min_score, prefix)"
+                     min_score, min_score_ratio, prefix)"
                 )));
             }
         }

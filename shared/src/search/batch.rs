@@ -69,20 +69,12 @@ where
         for query in queries {
             let answer = match query {
                 Err(e) => Err(e),
-                Ok(SearchParams {
-                    query: Query::Text(_),
-                    top_k,
-                    min_score,
-                    prefix,
-                }) => match vectors.next() {
-                    Some(Ok(vector)) => {
-                        let filters = Filters {
-                            top_k,
-                            min_score,
-                            prefix,
-                        };
-                        self.search_vector(&filters, vector, None, started).await
-                    }
+                Ok(
+                    params @ SearchParams {
+                        query: Query::Text(_), ..
+                    },
+                ) => match vectors.next() {
+                    Some(Ok(vector)) => self.search_vector(&Filters::of(&params), vector, None, started).await,
                     Some(Err(e)) => Err(e),
                     None => Err(Error::Inference("a text query got no embedding".into())),
                 },

@@ -235,38 +235,56 @@ impl QueryParts {
 pub struct SearchOptions {
     pub top_k: Option<i64>,
     pub min_score: Option<f64>,
+    /// Keep hits scoring at least this share of the best hit's score (0..=1).
+    pub min_score_ratio: Option<f64>,
     pub prefix: Option<String>,
+}
+
+/// The checked options: how many, and the absolute and relative score cuts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CheckedOptions {
+    pub top_k: usize,
+    pub min_score: Option<f32>,
+    pub min_score_ratio: Option<f32>,
 }
 
 impl SearchOptions {
     /// From text fields (a query string or multipart form): a value that does not parse is a
     /// bad request naming the field, never silently the default.
-    pub fn from_strings(top_k: Option<&str>, min_score: Option<&str>, prefix: Option<&str>) -> Result<Self> {
+    pub fn from_strings(
+        top_k: Option<&str>,
+        min_score: Option<&str>,
+        min_score_ratio: Option<&str>,
+        prefix: Option<&str>,
+    ) -> Result<Self> {
         fn blank(v: Option<&str>) -> Option<&str> {
             v.map(str::trim).filter(|v| !v.is_empty())
         }
+        let number = |name: &str, v: Option<&str>| {
+            blank(v)
+                .map(|v| {
+                    v.parse::<f64>()
+                        .map_err(|_| Error::InvalidRequest(format!("{name} must be a number, got {v:?}")))
+                })
+                .transpose()
+        };
         let top_k = blank(top_k)
             .map(|v| {
                 v.parse::<i64>()
                     .map_err(|_| Error::InvalidRequest(format!("top_k must be an integer, got {v:?}")))
             })
             .transpose()?;
-        let min_score = blank(min_score)
-            .map(|v| {
-                v.parse::<f64>()
-                    .map_err(|_| Error::InvalidRequest(format!("min_score must be a number, got {v:?}")))
-            })
-            .transpose()?;
         Ok(Self {
             top_k,
-            min_score,
+            min_score: number("min_score", min_score)?,
+            min_score_ratio: number("min_score_ratio", min_score_ratio)?,
             prefix: prefix.filter(|p| !p.is_empty()).map(str::to_owned),
         })
     }
 
     /// The options' own rules: `top_k` in 1..=100 (default 10), `min_score` a cosine in -1..=1,
-    /// `prefix` a possible key. Returns the top k and the minimum score to use.
-    pub fn check(&self) -> Result<(usize, Option<f32>)> {
+    /// `min_score_ratio` a share in 0..=1, `prefix` a possible key.
+    pub fn check(&self) -> Result<CheckedOptions> {
         let top_k = match self.top_k {
             None => DEFAULT_TOP_K,
             Some(k) if (1..=MAX_TOP_K as i64).contains(&k) => k as usize,
@@ -285,6 +303,15 @@ impl SearchOptions {
                 )))
             }
         };
+        let min_score_ratio = match self.min_score_ratio {
+            None => None,
+            Some(r) if r.is_finite() && (0.0..=1.0).contains(&r) => Some(r as f32),
+            Some(r) => {
+                return Err(Error::InvalidRequest(format!(
+                    "min_score_ratio must be a share of the best score in 0..=1, got {r}"
+                )))
+            }
+        };
         if let Some(prefix) = &self.prefix {
             if prefix.len() > MAX_KEY_BYTES || prefix.contains('\0') {
                 return Err(Error::InvalidRequest(format!(
@@ -292,7 +319,11 @@ impl SearchOptions {
                 )));
             }
         }
-        Ok((top_k, min_score))
+        Ok(CheckedOptions {
+            top_k,
+            min_score,
+            min_score_ratio,
+        })
     }
 }
 
@@ -303,6 +334,8 @@ pub struct SearchParams {
     /// 1..=[`MAX_TOP_K`].
     pub top_k: usize,
     pub min_score: Option<f32>,
+    /// Keep hits scoring at least this share of the best hit's (when the best is positive).
+    pub min_score_ratio: Option<f32>,
     /// Only images stored under a key starting with this.
     pub prefix: Option<String>,
 }
@@ -314,17 +347,19 @@ impl SearchParams {
             query,
             top_k: DEFAULT_TOP_K,
             min_score: None,
+            min_score_ratio: None,
             prefix: None,
         }
     }
 
     /// Checks the query parts and the options together.
     pub fn build(parts: QueryParts, options: SearchOptions, settings: &SearchSettings) -> Result<Self> {
-        let (top_k, min_score) = options.check()?;
+        let checked = options.check()?;
         Ok(Self {
             query: parts.into_query(settings)?,
-            top_k,
-            min_score,
+            top_k: checked.top_k,
+            min_score: checked.min_score,
+            min_score_ratio: checked.min_score_ratio,
             prefix: options.prefix,
         })
     }
@@ -343,6 +378,7 @@ pub struct SearchBody {
     pub id: Option<String>,
     pub top_k: Option<i64>,
     pub min_score: Option<f64>,
+    pub min_score_ratio: Option<f64>,
     pub prefix: Option<String>,
 }
 
@@ -364,6 +400,7 @@ impl SearchBody {
             SearchOptions {
                 top_k: self.top_k,
                 min_score: self.min_score,
+                min_score_ratio: self.min_score_ratio,
                 prefix: self.prefix,
             },
             settings,
@@ -489,7 +526,28 @@ pub struct UploadTicket {
 struct Filters {
     top_k: usize,
     min_score: Option<f32>,
+    min_score_ratio: Option<f32>,
     prefix: Option<String>,
+}
+
+impl Filters {
+    fn of(params: &SearchParams) -> Self {
+        Self {
+            top_k: params.top_k,
+            min_score: params.min_score,
+            min_score_ratio: params.min_score_ratio,
+            prefix: params.prefix.clone(),
+        }
+    }
+}
+
+/// Keeps the hits scoring at least `ratio` of the best one. A best score of 0 or less has no
+/// meaningful share (cosines can be negative), so then nothing is cut.
+fn cut_relative(hits: &mut Vec<SearchHit>, ratio: Option<f32>) {
+    let best = hits.iter().map(|h| h.score).fold(f32::NEG_INFINITY, f32::max);
+    if let Some(ratio) = ratio.filter(|_| best > 0.0) {
+        hits.retain(|h| h.score >= ratio * best);
+    }
 }
 
 /// The search use case over an encoder, an index and (optionally) S3.
@@ -544,18 +602,8 @@ where
     /// Runs a validated search.
     pub async fn search(&self, params: SearchParams) -> Result<SearchResponse> {
         let started = Instant::now();
-        let SearchParams {
-            query,
-            top_k,
-            min_score,
-            prefix,
-        } = params;
-        let (vector, exclude_id) = self.vector(query).await?;
-        let filters = Filters {
-            top_k,
-            min_score,
-            prefix,
-        };
+        let filters = Filters::of(&params);
+        let (vector, exclude_id) = self.vector(params.query).await?;
         self.search_vector(&filters, vector, exclude_id, started).await
     }
 
@@ -568,7 +616,7 @@ where
         started: Instant,
     ) -> Result<SearchResponse> {
         let embedded = Instant::now();
-        let hits = self
+        let mut hits = self
             .index
             .search(&SearchRequest {
                 vector,
@@ -578,6 +626,7 @@ where
                 exclude_id,
             })
             .await?;
+        cut_relative(&mut hits, filters.min_score_ratio);
         let searched = Instant::now();
         let mut results = Vec::with_capacity(hits.len());
         for hit in hits {
@@ -934,6 +983,8 @@ mod tests {
             r#"{"text":"a","top_k":0}"#,
             r#"{"text":"a","top_k":101}"#,
             r#"{"text":"a","min_score":2}"#,
+            r#"{"text":"a","min_score_ratio":1.5}"#,
+            r#"{"text":"a","min_score_ratio":-0.1}"#,
         ] {
             assert!(matches!(body(bad), Err(Error::InvalidRequest(_))), "{bad}");
         }
@@ -943,8 +994,42 @@ mod tests {
             (100, Some(0.5), Some("x/"))
         );
         assert_eq!(body(r#"{"text":"a"}"#).unwrap().top_k, DEFAULT_TOP_K);
-        assert!(SearchOptions::from_strings(Some("ten"), None, None).is_err());
-        assert!(SearchOptions::from_strings(None, Some("x"), None).is_err());
+        assert_eq!(
+            body(r#"{"text":"a","min_score_ratio":0.9}"#).unwrap().min_score_ratio,
+            Some(0.9)
+        );
+        assert!(SearchOptions::from_strings(Some("ten"), None, None, None).is_err());
+        assert!(SearchOptions::from_strings(None, Some("x"), None, None).is_err());
+        assert!(SearchOptions::from_strings(None, None, Some("most"), None).is_err());
+        let parsed = SearchOptions::from_strings(None, None, Some(" 0.8 "), None).unwrap();
+        assert_eq!(parsed.check().unwrap().min_score_ratio, Some(0.8));
+    }
+
+    #[test]
+    fn the_relative_cut_keeps_hits_near_the_best() {
+        let hit = |score: f32| SearchHit {
+            id: format!("{score}"),
+            score,
+            locations: Vec::new(),
+            content_type: String::new(),
+            width: 0,
+            height: 0,
+            byte_size: 0,
+        };
+        let scores = |hits: &[SearchHit]| hits.iter().map(|h| h.score).collect::<Vec<_>>();
+        let mut hits = vec![hit(0.30), hit(0.28), hit(0.26), hit(0.20)];
+        cut_relative(&mut hits, Some(0.9));
+        assert_eq!(scores(&hits), [0.30, 0.28], "0.9 x 0.30 = 0.27");
+        let mut none = vec![hit(0.30), hit(0.10)];
+        cut_relative(&mut none, None);
+        assert_eq!(none.len(), 2);
+        // No share of a best score at or below 0: nothing is cut.
+        let mut negative = vec![hit(-0.05), hit(-0.30)];
+        cut_relative(&mut negative, Some(0.9));
+        assert_eq!(negative.len(), 2);
+        let mut empty = Vec::new();
+        cut_relative(&mut empty, Some(0.5));
+        assert!(empty.is_empty());
     }
 
     #[test]
