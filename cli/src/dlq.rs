@@ -9,9 +9,7 @@ use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
-};
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName};
 use clipsearch::events::{parse_notification, Notification};
 use clipsearch::objects::{ObjectSettings, S3Objects};
 use clipsearch::status::StatusStore;
@@ -48,6 +46,8 @@ pub struct Confirmed {
 /// How long listed messages stay hidden while the listing runs (they are made visible again
 /// at its end).
 const LIST_VISIBILITY_SECS: i32 = 60;
+/// How long a message being redriven stays hidden between its receive and its delete.
+const REDRIVE_VISIBILITY_SECS: i32 = 60;
 
 pub fn command(command: DlqCommand) -> Result<bool> {
     crate::index::quiet_tracing();
@@ -115,21 +115,11 @@ fn confirm(yes: bool, question: &str) -> Result<bool> {
 async fn receive_all(sqs: &aws_sdk_sqs::Client, dlq: &str, visibility: i32) -> Result<Vec<Message>> {
     let mut all: Vec<Message> = Vec::new();
     loop {
-        let answer = sqs
-            .receive_message()
-            .queue_url(dlq)
-            .max_number_of_messages(10)
-            .visibility_timeout(visibility)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .with_context(|| format!("receiving from {dlq}"))?;
-        let messages = answer.messages();
+        let messages = queue::receive(sqs, dlq, 10, 1, Some(visibility)).await?;
         if messages.is_empty() {
             return Ok(all);
         }
-        all.extend(messages.iter().cloned());
+        all.extend(messages);
     }
 }
 
@@ -203,33 +193,18 @@ async fn show_again(sqs: &aws_sdk_sqs::Client, dlq: &str, messages: &[Message]) 
 async fn redrive(sqs: &aws_sdk_sqs::Client, dlq: &str, source: &str) -> Result<u64> {
     let mut moved = 0;
     loop {
-        let answer = sqs
-            .receive_message()
-            .queue_url(dlq)
-            .max_number_of_messages(10)
-            .visibility_timeout(60)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .with_context(|| format!("receiving from {dlq}"))?;
-        let messages = answer.messages();
+        let messages = queue::receive(sqs, dlq, 10, 1, Some(REDRIVE_VISIBILITY_SECS)).await?;
         if messages.is_empty() {
             return Ok(moved);
         }
         let by_id: HashMap<String, &Message> = messages.iter().enumerate().map(|(i, m)| (i.to_string(), m)).collect();
         let bodies = by_id.iter().map(|(id, m)| (id.as_str(), m.body().unwrap_or_default()));
         let sent = queue::send_batch(sqs, source, bodies).await?;
-        let deletes = sent
+        let taken: Vec<&Message> = sent
             .successful()
             .iter()
-            .filter_map(|ok| by_id.get(ok.id()).map(|m| (ok.id(), m)))
-            .map(|(id, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(id)
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .filter_map(|ok| by_id.get(ok.id()).copied())
+            .collect();
         if let Some(failed) = sent.failed().first() {
             eprintln!(
                 "{} message(s) not taken by {source} ({}); they stay in the dead-letter queue",
@@ -237,17 +212,12 @@ async fn redrive(sqs: &aws_sdk_sqs::Client, dlq: &str, source: &str) -> Result<u
                 failed.code()
             );
         }
-        moved += deletes.len() as u64;
-        if deletes.is_empty() {
+        moved += taken.len() as u64;
+        if taken.is_empty() {
             // Nothing taken: stop rather than spin; the messages reappear after the timeout.
             tokio::time::sleep(Duration::from_secs(1)).await;
             return Ok(moved);
         }
-        sqs.delete_message_batch()
-            .queue_url(dlq)
-            .set_entries(Some(deletes))
-            .send()
-            .await
-            .with_context(|| format!("deleting redriven messages from {dlq}"))?;
+        queue::delete_batch(sqs, dlq, &taken).await?;
     }
 }

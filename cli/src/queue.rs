@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
-use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
+};
 use clipsearch::config::env_opt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -84,6 +87,53 @@ pub async fn dead_letter_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<O
     // arn:aws:sqs:region:account:name
     let name = arn.rsplit(':').next().unwrap_or(arn);
     queue_url(sqs, name).await.map(Some)
+}
+
+/// One ReceiveMessage: up to `max` messages (1..=10) with their system attributes (receive
+/// count, sent time), waiting up to `wait_secs` for the first; `visibility` replaces the
+/// queue's visibility timeout for these messages. Empty when none came.
+pub async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    max: i32,
+    wait_secs: i32,
+    visibility: Option<i32>,
+) -> Result<Vec<Message>> {
+    let answer = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(max)
+        .wait_time_seconds(wait_secs)
+        .set_visibility_timeout(visibility)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .with_context(|| format!("receiving from {url}"))?;
+    Ok(answer.messages().to_vec())
+}
+
+/// Deletes received messages (at most 10) in one DeleteMessageBatch; none is no call.
+pub async fn delete_batch(sqs: &aws_sdk_sqs::Client, url: &str, messages: &[&Message]) -> Result<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let entries = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    sqs.delete_message_batch()
+        .queue_url(url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .with_context(|| format!("deleting handled messages from {url}"))?;
+    Ok(())
 }
 
 /// One SendMessageBatch of `(id, body)` entries (at most 10); the answer says which went.

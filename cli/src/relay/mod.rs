@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::QueueAttributeName;
 use clipsearch::config::{env_opt, ClipSettings};
 use clipsearch::deadline;
 use clipsearch::events::SqsMessage;
@@ -206,17 +206,14 @@ impl Poller<'_> {
     async fn run(&self) -> Result<Totals> {
         let mut totals = Totals::default();
         loop {
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(self.queue_url)
-                .max_number_of_messages(self.options.batch_size)
-                .wait_time_seconds(self.options.wait_secs)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await
-                .context("receiving from the queue")?;
-            let messages = received.messages();
+            let messages = queue::receive(
+                self.sqs,
+                self.queue_url,
+                self.options.batch_size,
+                self.options.wait_secs,
+                None,
+            )
+            .await?;
             if messages.is_empty() {
                 if self.options.until_empty {
                     break;
@@ -270,28 +267,12 @@ impl Poller<'_> {
                         .collect()
                 }
             };
-            let done: Vec<DeleteMessageBatchRequestEntry> = messages
+            let done: Vec<&aws_sdk_sqs::types::Message> = messages
                 .iter()
-                .enumerate()
-                .filter(|(_, m)| !retry.contains(m.message_id().unwrap_or_default()))
-                .filter_map(|(i, m)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(m.receipt_handle().unwrap_or_default())
-                        .build()
-                        .ok()
-                })
+                .filter(|m| !retry.contains(m.message_id().unwrap_or_default()))
                 .collect();
             let deleted = done.len() as u64;
-            if !done.is_empty() {
-                self.sqs
-                    .delete_message_batch()
-                    .queue_url(self.queue_url)
-                    .set_entries(Some(done))
-                    .send()
-                    .await
-                    .context("deleting handled messages")?;
-            }
+            queue::delete_batch(self.sqs, self.queue_url, &done).await?;
             totals.deleted += deleted;
             totals.failed += messages.len() as u64 - deleted;
             eprintln!(
