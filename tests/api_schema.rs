@@ -90,13 +90,16 @@ async fn every_generated_request_gets_a_documented_answer() {
     let reports = std::env::temp_dir().join(format!("clipsearch-schemathesis-{}", std::process::id()));
     let examples = std::env::var("SCHEMATHESIS_MAX_EXAMPLES").unwrap_or_else(|_| "25".into());
     std::fs::create_dir_all(&reports).unwrap();
-    // A real id for `GET /images/{id}`: generated ids are (rightly) always 404.
+    // A real id for `GET /images/{id}`: generated ids are (rightly) always 404. The seeded
+    // prefix for `GET /duplicates`: each request compares every image under its prefix, and
+    // the whole shared collection would make each one a long scan.
     let config = reports.join("schemathesis.toml");
     std::fs::write(
         &config,
         format!(
-            "[[operations]]\ninclude-name = \"GET /images/{{id}}\"\nparameters = {{ id = \"{}\" }}\n",
-            corpus.images[0].id
+            "[[operations]]\ninclude-name = \"GET /images/{{id}}\"\nparameters = {{ id = \"{}\" }}\n\n\
+             [[operations]]\ninclude-name = \"GET /duplicates\"\nparameters = {{ prefix = \"{}\" }}\n",
+            corpus.images[0].id, corpus.prefix
         ),
     )
     .unwrap();

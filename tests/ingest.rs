@@ -438,6 +438,15 @@ impl ImageIndex for StopsAfter {
         self.gate()?;
         self.inner.objects_in(range, limit).await
     }
+    async fn rows_with_id_prefix(
+        &self,
+        id_prefix: &str,
+        key_prefix: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<IndexedObject>>> {
+        self.gate()?;
+        self.inner.rows_with_id_prefix(id_prefix, key_prefix, limit).await
+    }
     async fn search(&self, request: &clipsearch::store::SearchRequest) -> Result<Vec<clipsearch::store::SearchHit>> {
         self.gate()?;
         self.inner.search(request).await
@@ -589,6 +598,7 @@ struct StopsMilvus<'a> {
 
 // Status records are not this test's concern.
 impl clipsearch::status::StatusStore for StopsMilvus<'_> {}
+impl clipsearch::thumbnail::ThumbnailStore for StopsMilvus<'_> {}
 
 impl ObjectSource for StopsMilvus<'_> {
     async fn fetch(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<FetchedObject> {

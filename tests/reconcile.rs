@@ -13,6 +13,7 @@ use clipsearch::clip::{Clip, Encoder, Towers};
 use clipsearch::config::MilvusSettings;
 use clipsearch::objects::{ObjectSettings, S3Objects};
 use clipsearch::store::{ImageIndex, IndexSpec, IndexedObject, KeyRange, Location, MilvusIndex};
+use clipsearch::thumbnail::ThumbnailStore;
 use common::local_stack::unique;
 use common::repo_root as repo;
 use serde_json::Value;
@@ -191,6 +192,31 @@ async fn a_damaged_index_is_reported_and_repaired_from_the_bucket() {
         expected_rows,
         "the index equals the bucket"
     );
+
+    // Thumbnails in step: one lost, one left behind by a content no object holds.
+    let img0 = sha256(&png(0));
+    let orphan = "ab".repeat(32);
+    s3.remove_thumbnail(&bucket, &img0).await.unwrap();
+    s3.put_thumbnail(&bucket, &orphan, b"left behind".to_vec())
+        .await
+        .unwrap();
+    let orphan_key = s3.thumbnail_key(&orphan).unwrap();
+    let expected = set(&[
+        ("thumbnail_missing", "r/img0.png"),
+        ("thumbnail_orphaned", orphan_key.as_str()),
+    ]);
+    let (lines, _, ok) = clipsearch(&["reconcile", &source, "-q"], &collection);
+    assert!(!ok);
+    assert_eq!(differences(&lines), expected);
+    let (lines, summary, ok) = clipsearch(&["reconcile", &source, "--apply", "-q"], &collection);
+    assert!(ok, "{lines:?} {summary}");
+    assert_eq!(differences(&lines), expected);
+    let repairs: BTreeSet<&str> = lines.iter().filter_map(|l| l["repair"].as_str()).collect();
+    assert_eq!(repairs, BTreeSet::from(["thumbnail_written", "thumbnail_removed"]));
+    let (ids, _) = s3.thumbnail_ids(&bucket, None).await.unwrap();
+    assert!(ids.contains(&img0) && !ids.contains(&orphan), "{ids:?}");
+    let (lines, _, ok) = clipsearch(&["reconcile", &source, "-q"], &collection);
+    assert!(ok && lines.is_empty(), "{lines:?}");
     let _ = index.drop_collection().await;
 }
 

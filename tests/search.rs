@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clipsearch::clip::{Clip, Towers};
 use clipsearch::config::MilvusSettings;
 use clipsearch::objects::S3Objects;
-use clipsearch::search::{Query, SearchParams, SearchSettings, Searcher};
+use clipsearch::search::{CheckedOptions, Query, SearchParams, SearchSettings, Searcher};
 use clipsearch::store::{IndexSpec, MilvusIndex};
 use clipsearch::Error;
 
@@ -37,8 +37,11 @@ async fn text_search_ranks_presigns_and_times_its_stages() {
     let searcher = searcher(Towers::TEXT).await;
     let answer = searcher
         .search(SearchParams {
-            prefix: Some(corpus.prefix.clone()),
-            top_k: 3,
+            options: CheckedOptions {
+                prefix: Some(corpus.prefix.clone()),
+                top_k: 3,
+                ..Default::default()
+            },
             ..SearchParams::new(Query::Text("a photo of a red circle".into()))
         })
         .await

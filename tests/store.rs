@@ -5,11 +5,14 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use clipsearch::capture::{CaptureSource, CaptureTime};
 use clipsearch::config::{MilvusIndexKind, MilvusSettings};
 use clipsearch::store::{
-    ImageIndex, ImageRecord, IndexSpec, IndexedObject, KeyRange, Location, MilvusIndex, SearchRequest,
+    ImageIndex, ImageRecord, IndexSpec, IndexedObject, KeyRange, Location, MilvusIndex, RowFilter, SearchRequest,
+    MAX_RESULT_WINDOW,
 };
 use clipsearch::Error;
 use common::rng::Rng;
@@ -81,8 +84,14 @@ fn record(content: &str, embedding: Vec<f32>, keys: &[&str]) -> ImageRecord {
         byte_size: content.len() as u64,
         ingested_at_ms: 1_700_000_000_000,
         model: MODEL.into(),
+        captured: CaptureTime {
+            ms: 1_600_000_000_000,
+            source: CaptureSource::Exif,
+        },
     }
 }
+
+const DAY_MS: i64 = 86_400_000;
 
 fn query(vector: &[f32], top_k: usize) -> SearchRequest {
     SearchRequest {
@@ -191,7 +200,14 @@ async fn thousand_records_search_filters_and_count() {
             .map(|i| {
                 let folder = if i % 2 == 0 { "even" } else { "odd" };
                 let key = format!("{folder}/{i:04}.jpg");
-                record(&format!("image-{i}"), rng.unit_vector(DIM), &[&key])
+                let mut r = record(&format!("image-{i}"), rng.unit_vector(DIM), &[&key]);
+                // Scalars for the row filters: every third a PNG, widths 100..1099, a day apart.
+                if i % 3 == 0 {
+                    r.content_type = "image/png".into();
+                }
+                r.width = 100 + i as u32;
+                r.captured.ms += i as i64 * DAY_MS;
+                r
             })
             .collect();
         index.upsert_many(&records).await.unwrap();
@@ -205,8 +221,9 @@ async fn thousand_records_search_filters_and_count() {
             assert!((hits[0].score - 1.0).abs() < 1e-3, "score {}", hits[0].score);
             assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
             assert_eq!(hits[0].locations, r.locations);
-            assert_eq!((hits[0].width, hits[0].height), (640, 480));
-            assert_eq!(hits[0].content_type, "image/jpeg");
+            assert_eq!((hits[0].width, hits[0].height), (r.width, 480));
+            assert_eq!(hits[0].content_type, r.content_type);
+            assert_eq!(hits[0].captured, r.captured);
             assert_eq!(hits[0].byte_size, r.byte_size);
         }
 
@@ -214,7 +231,11 @@ async fn thousand_records_search_filters_and_count() {
         // top_k bounds.
         assert_eq!(index.search(&query(&probe.embedding, 1)).await.unwrap().len(), 1);
         assert_eq!(index.search(&query(&probe.embedding, 100)).await.unwrap().len(), 100);
-        for bad in [0, 101] {
+        // The whole window (a date sort's), every content once.
+        let all = index.search(&query(&probe.embedding, MAX_RESULT_WINDOW)).await.unwrap();
+        assert_eq!(all.len(), 1000);
+        assert_eq!(all.iter().map(|h| &h.id).collect::<HashSet<_>>().len(), 1000);
+        for bad in [0, MAX_RESULT_WINDOW + 1] {
             assert!(matches!(
                 index.search(&query(&probe.embedding, bad)).await,
                 Err(Error::InvalidRequest(_))
@@ -282,6 +303,47 @@ async fn thousand_records_search_filters_and_count() {
             ..query(&probe.embedding, 10)
         };
         assert!(index.search(&none).await.unwrap().is_empty());
+
+        // Row filters, each alone and together, against the records' own scalars.
+        let taken = |day: i64| 1_600_000_000_000 + day * DAY_MS;
+        let filters = [
+            RowFilter {
+                content_types: vec!["image/png".into()],
+                ..Default::default()
+            },
+            RowFilter {
+                min_width: Some(900),
+                ..Default::default()
+            },
+            RowFilter {
+                captured_from_ms: Some(taken(100)),
+                captured_until_ms: Some(taken(110)),
+                ..Default::default()
+            },
+            RowFilter {
+                content_types: vec!["image/jpeg".into()],
+                min_width: Some(600),
+                captured_until_ms: Some(taken(700)),
+                ..Default::default()
+            },
+        ];
+        for filter in filters {
+            let expected: HashSet<&str> = records
+                .iter()
+                .filter(|r| filter.matches(&IndexedObject::of_record(r, r.locations[0].clone())))
+                .map(|r| r.id.as_str())
+                .collect();
+            let hits = index
+                .search(&SearchRequest {
+                    filter: filter.clone(),
+                    ..query(&probe.embedding, MAX_RESULT_WINDOW)
+                })
+                .await
+                .unwrap();
+            let found: HashSet<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+            assert!(!expected.is_empty());
+            assert_eq!(found, expected, "{filter:?}");
+        }
     });
 }
 

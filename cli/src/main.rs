@@ -1,6 +1,7 @@
 //! The `clipsearch` command: thin over the library's use cases.
 
 mod dlq;
+mod duplicates;
 mod embed;
 mod index;
 mod queue;
@@ -41,6 +42,9 @@ enum Command {
     Relay(relay::RelayArgs),
     /// Search the index by text, image file or id (the search function's use case).
     Search(search::SearchArgs),
+    /// Groups of duplicate images (the same bytes under several keys, and near copies:
+    /// resized, re-encoded, slightly cropped), the one to keep first.
+    Duplicates(duplicates::DuplicatesArgs),
     /// Where an object stands with ingest (indexed, refused, failing, unknown); `--refused`
     /// lists the refusals under a prefix.
     Status(status::StatusArgs),
@@ -102,6 +106,7 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Relay(args) => relay::command(args),
         Command::Dlq(command) => dlq::command(command),
         Command::Search(args) => search::command(args),
+        Command::Duplicates(args) => duplicates::command(args),
         Command::Status(args) => status::command(args),
         Command::OptimizeModel { source, target } => {
             let settings = ClipSettings::from_env()?;

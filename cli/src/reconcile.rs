@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clipsearch::config::ClipSettings;
-use clipsearch::ingest::reconcile::{Difference, Source};
+use clipsearch::ingest::reconcile::{Difference, Finding, Source};
 use clipsearch::ingest::{file_version, ClipIngestor};
 use clipsearch::objects::{parse_s3_url, ObjectSummary};
 use clipsearch::store::KeyRange;
@@ -90,9 +90,43 @@ struct Counts {
     missing: u64,
     stale: u64,
     changed: u64,
+    thumbnails: u64,
     repaired: u64,
     refused: u64,
     failed: u64,
+}
+
+impl Counts {
+    /// Counts one finding; its JSON line.
+    fn record(&mut self, finding: &Finding) -> serde_json::Value {
+        match finding.difference {
+            Difference::Missing => self.missing += 1,
+            Difference::Stale => self.stale += 1,
+            Difference::Changed => self.changed += 1,
+            Difference::ThumbnailMissing | Difference::ThumbnailOrphaned => self.thumbnails += 1,
+        }
+        let repair = match &finding.repair {
+            None => serde_json::Value::Null,
+            Some(Ok(outcome)) => {
+                self.repaired += 1;
+                json!(outcome.as_str())
+            }
+            Some(Err(e)) => {
+                if e.is_bad_input() {
+                    self.refused += 1;
+                } else {
+                    self.failed += 1;
+                }
+                json!(format!("{}: {e}", e.code()))
+            }
+        };
+        json!({
+            "difference": finding.difference.as_str(),
+            "bucket": finding.location.bucket,
+            "key": finding.location.key,
+            "repair": repair,
+        })
+    }
 }
 
 pub async fn run(clip: ClipSettings, options: ReconcileArgs) -> Result<bool> {
@@ -143,6 +177,14 @@ pub async fn run(clip: ClipSettings, options: ReconcileArgs) -> Result<bool> {
 
     let mut counts = Counts::default();
     let mut after = options.start_after.clone();
+    // A bucket's thumbnails are listed once and kept in step with the walk (docs/ingest.md).
+    let mut thumbnails = match source {
+        Source::Bucket => ingestor
+            .thumbnail_check(&bucket)
+            .await
+            .with_context(|| format!("listing the thumbnails of s3://{bucket}"))?,
+        Source::Folder(_) => None,
+    };
     loop {
         // `next`: the last key listed when more follow (a page's own keys may end earlier:
         // folder markers and status records are not in it).
@@ -156,42 +198,13 @@ pub async fn run(clip: ClipSettings, options: ReconcileArgs) -> Result<bool> {
             through: next.clone(),
         };
         let findings = ingestor
-            .reconcile_page(&range, &page, &source, options.apply)
+            .reconcile_page(&range, &page, &source, options.apply, thumbnails.as_mut())
             .await
             .with_context(|| format!("comparing the index with {} after {:?}", options.source, after))?;
         counts.checked += page.len() as u64;
         for finding in &findings {
-            match finding.difference {
-                Difference::Missing => counts.missing += 1,
-                Difference::Stale => counts.stale += 1,
-                Difference::Changed => counts.changed += 1,
-            }
-            let repair = match &finding.repair {
-                None => serde_json::Value::Null,
-                Some(Ok(outcome)) => {
-                    counts.repaired += 1;
-                    json!(outcome.as_str())
-                }
-                Some(Err(e)) => {
-                    if e.is_bad_input() {
-                        counts.refused += 1;
-                    } else {
-                        counts.failed += 1;
-                    }
-                    json!(format!("{}: {e}", e.code()))
-                }
-            };
-            bar.suspend(|| {
-                println!(
-                    "{}",
-                    json!({
-                        "difference": finding.difference.as_str(),
-                        "bucket": finding.location.bucket,
-                        "key": finding.location.key,
-                        "repair": repair,
-                    })
-                )
-            });
+            let line = counts.record(finding);
+            bar.suspend(|| println!("{line}"));
         }
         bar.inc(page.len() as u64);
         bar.set_message(format!(
@@ -212,9 +225,22 @@ pub async fn run(clip: ClipSettings, options: ReconcileArgs) -> Result<bool> {
             break;
         }
     }
+    // Orphans are judged once the index holds every object (after repairs, or when nothing was
+    // missing): a key without its row would make its content's thumbnail look orphaned.
+    let complete = options.apply || counts.missing + counts.changed == 0;
+    if let Some(check) = thumbnails.as_ref().filter(|_| complete) {
+        let orphans = ingestor
+            .orphaned_thumbnails(&bucket, check, options.apply)
+            .await
+            .with_context(|| format!("checking the thumbnails of s3://{bucket}"))?;
+        for finding in &orphans {
+            let line = counts.record(finding);
+            bar.suspend(|| println!("{line}"));
+        }
+    }
     bar.finish_and_clear();
 
-    let differences = counts.missing + counts.stale + counts.changed;
+    let differences = counts.missing + counts.stale + counts.changed + counts.thumbnails;
     println!(
         "{}",
         json!({ "summary": {
@@ -226,6 +252,7 @@ pub async fn run(clip: ClipSettings, options: ReconcileArgs) -> Result<bool> {
             "missing": counts.missing,
             "stale": counts.stale,
             "changed": counts.changed,
+            "thumbnails": counts.thumbnails,
             "repaired": counts.repaired,
             "refused": counts.refused,
             "failed": counts.failed,

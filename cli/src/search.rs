@@ -38,6 +38,28 @@ pub struct SearchArgs {
     /// Only images stored under a key starting with this.
     #[arg(long)]
     prefix: Option<String>,
+    /// Skip this many results (the next page: what the previous run printed as next offset).
+    #[arg(long)]
+    offset: Option<i64>,
+    /// Only these content types, comma-separated (image/jpeg,image/png).
+    #[arg(long, value_name = "TYPES")]
+    content_type: Option<String>,
+    /// Only images at least this many pixels wide.
+    #[arg(long, value_name = "PIXELS")]
+    min_width: Option<i64>,
+    /// Only images at least this many pixels tall.
+    #[arg(long, value_name = "PIXELS")]
+    min_height: Option<i64>,
+    /// Only photos taken at or after this (RFC 3339 time or YYYY-MM-DD).
+    #[arg(long, value_name = "TIME")]
+    taken_after: Option<String>,
+    /// Only photos taken before this (RFC 3339 time or YYYY-MM-DD).
+    #[arg(long, value_name = "TIME")]
+    taken_before: Option<String>,
+    /// relevance (default), newest or oldest: the date orders sort the results that pass the
+    /// score cuts by capture time.
+    #[arg(long)]
+    sort: Option<String>,
     /// One JSON object per result and line.
     #[arg(long)]
     json: bool,
@@ -82,9 +104,16 @@ async fn run(args: SearchArgs) -> Result<bool> {
         },
         SearchOptions {
             top_k: Some(args.top_k),
+            offset: args.offset,
             min_score: args.min_score,
             min_score_ratio: args.min_score_ratio,
             prefix: args.prefix.clone(),
+            content_type: args.content_type.clone(),
+            min_width: args.min_width,
+            min_height: args.min_height,
+            taken_after: args.taken_after.clone(),
+            taken_before: args.taken_before.clone(),
+            sort: args.sort.clone(),
         },
         &settings,
     )?;
@@ -107,6 +136,7 @@ async fn run(args: SearchArgs) -> Result<bool> {
         for hit in &answer.results {
             let line = serde_json::json!({
                 "id": hit.id, "score": hit.score, "bucket": hit.bucket, "key": hit.key,
+                "captured_at": hit.captured_at, "captured_from": hit.captured_from,
             });
             writeln!(out, "{line}")?;
         }
@@ -128,6 +158,9 @@ async fn run(args: SearchArgs) -> Result<bool> {
             answer.took_ms,
             answer.model
         );
+    }
+    if let Some(next) = answer.next_offset {
+        eprintln!("more results: add --offset {next}");
     }
     Ok(true)
 }

@@ -75,6 +75,10 @@ async fn searcher(args: &Args, cache: usize) -> Result<Searcher<Clip, MemoryInde
                 width: 1,
                 height: 1,
                 byte_size: 1,
+                captured: clipsearch::capture::CaptureTime {
+                    ms: 0,
+                    source: clipsearch::capture::CaptureSource::Modified,
+                },
                 model: clip.name().to_owned(),
                 ingested_at_ms: 0,
             })

@@ -400,6 +400,10 @@ async fn main() -> anyhow::Result<()> {
                 height: 480,
                 byte_size: 100_000,
                 ingested_at_ms: 0,
+                captured: clipsearch::capture::CaptureTime {
+                    ms: 0,
+                    source: clipsearch::capture::CaptureSource::Modified,
+                },
                 model: "bench".into(),
             })
             .collect();

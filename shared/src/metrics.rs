@@ -128,7 +128,12 @@ pub fn ingest_batch(namespace: &str, request_id: &str, report: &BatchReport) -> 
             Ok(Outcome::LocationAdded { .. }) => duplicates += 1,
             Ok(Outcome::Unchanged { .. }) => unchanged += 1,
             Ok(Outcome::LocationRemoved { .. } | Outcome::RecordDeleted { .. }) => removed += 1,
-            Ok(Outcome::NotIndexed | Outcome::Ignored { .. }) => {}
+            Ok(
+                Outcome::NotIndexed
+                | Outcome::Ignored { .. }
+                | Outcome::ThumbnailWritten { .. }
+                | Outcome::ThumbnailRemoved { .. },
+            ) => {}
             Err(e) if e.is_bad_input() => *refused.entry(e.code()).or_default() += 1,
             Err(e) => {
                 retried += usize::from(record.should_retry());

@@ -186,6 +186,10 @@ mod tests {
                 byte_size: 1,
                 etag: String::new(),
                 modified_ms: 0,
+                captured: crate::capture::CaptureTime {
+                    ms: 1,
+                    source: crate::capture::CaptureSource::Exif,
+                },
                 model: "m".into(),
                 ingested_at_ms: 7,
             })

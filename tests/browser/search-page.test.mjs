@@ -1,9 +1,11 @@
 // Drives the search page in headless Chromium (Debian's /usr/bin/chromium, through
-// playwright-core): a text search, an image search, "more like this" and an upload; saves
-// screenshots of the results. Exits non-zero on the first failed check.
+// playwright-core): a text search shown as thumbnails, an original opened, "more results", a
+// capture-date range, an image search, "more like this" and an upload; saves screenshots of the
+// results. Exits non-zero on the first failed check.
 //
 //   SEARCH_URL=http://127.0.0.1:9000/lambda-url/search/ \
 //   QUERY_IMAGE=/path/red-circle.png QUERY_IMAGE_ID=<sha256> PREFIX=<key prefix> \
+//   DATE_FROM=2020-09-18 DATE_TO=2020-09-22 DATE_COUNT=5 \
 //   SCREENSHOT_DIR=.local/screenshots node tests/browser/search-page.test.mjs
 //
 // tests/search_browser.rs seeds the images and runs this with those variables.
@@ -53,14 +55,19 @@ try {
   await page.goto(url.toString(), { waitUntil: "load" });
   check((await page.title()) === "clipsearch", "the page loads");
 
-  // Every thumbnail shown must have loaded from its presigned URL.
+  // Every tile shown must have loaded, from the content's thumbnail (not the original), at
+  // most 384 px on its long side.
   const gridShown = async () => {
     await page.waitForFunction(() => {
       const imgs = [...document.querySelectorAll("#results .card img")];
       return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
     }, null, { timeout: 60_000 });
+    const tiles = await page.$$eval("#results .card img", (imgs) =>
+      imgs.map((i) => ({ src: i.currentSrc, w: i.naturalWidth, h: i.naturalHeight })));
+    const notThumbnails = tiles.filter((t) => !/\/\.clipsearch\/thumbnails\/[0-9a-f]{64}\?/.test(t.src) || Math.max(t.w, t.h) > 384);
+    if (notThumbnails.length) throw new Error("tiles that are not thumbnails: " + JSON.stringify(notThumbnails.slice(0, 3)));
     return page.$$eval("#results .card", (cards) =>
-      cards.map((c) => ({ id: c.dataset.id, score: Number(c.dataset.score), key: c.querySelector(".key").textContent })));
+      cards.map((c) => ({ id: c.dataset.id, score: Number(c.dataset.score), key: c.querySelector(".key").textContent, captured: c.dataset.captured })));
   };
 
   // Text search.
@@ -72,7 +79,49 @@ try {
   check(textCards.length === 12, `a text search shows 12 results (got ${textCards.length})`);
   check(/red-circle/.test(textCards[0].key), `a red circle comes first (${textCards[0].key})`);
   check(textCards.every((c, i) => i === 0 || textCards[i - 1].score >= c.score), "results are ranked by score");
+  check(true, "every tile is a thumbnail of at most 384 px");
   await page.screenshot({ path: join(shots, "search-text-results.png"), fullPage: true });
+
+  // A click on a tile opens the original (the object itself, not its thumbnail).
+  const [original] = await Promise.all([
+    context.waitForEvent("page"),
+    page.click("#results .card:first-child a.open"),
+  ]);
+  const originalResponse = await original.waitForEvent("response", { timeout: 60_000 }).catch(() => null);
+  await original.waitForLoadState("load");
+  const openedUrl = original.url();
+  check(openedUrl.includes(encodeURI(textCards[0].key).split("/").pop()) && !openedUrl.includes(".clipsearch/thumbnails"),
+    `a click opens the original (${openedUrl.split("?")[0]})`);
+  check(!originalResponse || originalResponse.status() === 200, "and it loads");
+  await original.close();
+
+  // More results: the next page is added below, nothing shown twice.
+  check(await page.isVisible("#more-results"), "a “More results” button follows a full page");
+  await page.click("#more-results");
+  await page.waitForFunction(() => document.querySelectorAll("#results .card").length > 12, null, { timeout: 60_000 });
+  const twoPages = await gridShown();
+  check(twoPages.length === 24, `“More results” adds the next 12 (now ${twoPages.length})`);
+  check(new Set(twoPages.map((c) => c.id)).size === 24, "no result is shown twice");
+  check(twoPages.slice(0, 12).every((c, i) => c.id === textCards[i].id), "the first page stays as it was");
+  check(/^24 results/.test(await page.textContent("#status")), "the status counts both pages");
+
+  // A capture-date range: only photos taken on those days.
+  const dateFrom = process.env.DATE_FROM, dateTo = process.env.DATE_TO, dateCount = Number(process.env.DATE_COUNT || 0);
+  if (dateFrom && dateTo) {
+    await page.fill("#taken-after", dateFrom);
+    await page.fill("#taken-before", dateTo);
+    await page.click("#text-submit");
+    await page.waitForFunction((n) => document.querySelectorAll("#results .card").length === n
+      && /result/.test(document.querySelector("#status").textContent), dateCount, { timeout: 60_000 });
+    const dated = await gridShown();
+    check(dated.length === dateCount, `a date range shows the ${dateCount} photos taken then (got ${dated.length})`);
+    check(dated.every((c) => c.captured.slice(0, 10) >= dateFrom && c.captured.slice(0, 10) <= dateTo),
+      "each taken within the range, both days included");
+    check(await page.isHidden("#more-results"), "with no further page");
+    await page.screenshot({ path: join(shots, "search-date-range.png"), fullPage: true });
+    await page.fill("#taken-after", "");
+    await page.fill("#taken-before", "");
+  }
 
   // A query in Chinese, through the multilingual text tower (scripts/test.sh gives the
   // function tests/fixtures/tiny-multilingual): the page keeps and shows the query as typed,
@@ -118,6 +167,22 @@ try {
   }, queryId, { timeout: 60_000 });
   const moreCards = await gridShown();
   check(moreCards.every((c) => c.id !== queryId), "more like this leaves the query image out");
+
+  // The duplicates view: the planted copy and its original are one group of identical copies,
+  // shown as thumbnails, the one to keep first.
+  const copyKey = process.env.COPY_KEY, originalKey = process.env.QUERY_IMAGE_KEY;
+  if (copyKey && originalKey) {
+    await page.click("#duplicates-button");
+    await page.waitForFunction(() => /duplicate group/.test(document.querySelector("#status").textContent), null, { timeout: 120_000 });
+    const groups = await page.$$eval("#results .dup-group", (sections) =>
+      sections.map((s) => ({ kind: s.dataset.kind, keys: [...s.querySelectorAll(".card")].map((c) => c.dataset.key) })));
+    const planted = groups.find((g) => g.keys.includes(copyKey));
+    check(planted && planted.kind === "exact" && planted.keys.includes(originalKey) && planted.keys.length === 2,
+      `the copy and its original form one exact group (${JSON.stringify(planted)})`);
+    check(groups.filter((g) => g.kind === "exact").length === 1, "and it is the only exact group");
+    await gridShown();
+    await page.screenshot({ path: join(shots, "search-duplicates.png"), fullPage: true });
+  }
 
   // Upload through a presigned PUT straight to S3.
   await page.setInputFiles("#upload-file", queryImage);

@@ -33,6 +33,10 @@ GRANTS = {
     "status.delete": ("s3:DeleteObject", IMAGES + "/.clipsearch/status/*", None),
     "status.read": ("s3:GetObject", IMAGES + "/.clipsearch/status/*", None),
     "status.list": ("s3:ListBucket", IMAGES, ".clipsearch/status/*"),
+    # Thumbnails (shared/src/objects/thumbnail_store.rs; CLIPSEARCH_THUMBNAIL_PREFIX).
+    "thumbnails.write": ("s3:PutObject", IMAGES + "/.clipsearch/thumbnails/*", None),
+    "thumbnails.delete": ("s3:DeleteObject", IMAGES + "/.clipsearch/thumbnails/*", None),
+    "thumbnails.read": ("s3:GetObject", IMAGES + "/.clipsearch/thumbnails/*", None),
     "model.read": ("s3:GetObject", "arn:${AWS::Partition}:s3:::${ModelBucket}/${ModelPrefix}*", None),
     "model.list": ("s3:ListBucket", "arn:${AWS::Partition}:s3:::${ModelBucket}", "${ModelPrefix}*"),
     "text-model.read": ("s3:GetObject", "arn:${AWS::Partition}:s3:::${ModelBucket}/${TextModelPrefix}*", None),
@@ -66,16 +70,17 @@ CALL_SITES = {
         "search": ["images.read", "model.read", "text-model.read", "status.read", "status.list"],
     },
     ("shared/src/objects/s3.rs", "head_unbounded", "head_object"): {"ingest": ["images.read"]},
-    # Presigned GETs of results: the browser reads with the role's signature.
-    ("shared/src/objects/s3.rs", "presign_get", "get_object"): {"search": ["images.read"]},
+    # Presigned GETs of results and their thumbnails: the browser reads with the role's
+    # signature.
+    ("shared/src/objects/s3.rs", "presign_get", "get_object"): {"search": ["images.read", "thumbnails.read"]},
     # A presigned GET only to learn the bucket's URL; it is never sent.
     ("shared/src/objects/s3.rs", "presign_post", "get_object"): {},
     # The upload form's policy is signed by the role: S3 checks s3:PutObject on the key.
     ("shared/src/objects/s3.rs", "presign_post", "post_policy::sign"): {"search": ["uploads.write"]},
-    # Ingest writes and clears status records; the demo and the tests also upload and delete
-    # images with them.
-    ("shared/src/objects/s3.rs", "put", "put_object"): {"ingest": ["status.write"]},
-    ("shared/src/objects/s3.rs", "delete", "delete_object"): {"ingest": ["status.delete"]},
+    # Ingest writes and clears status records and thumbnails (nothing else); the demo and the
+    # tests also upload and delete images with them.
+    ("shared/src/objects/s3.rs", "put", "put_object"): {"ingest": ["status.write", "thumbnails.write"]},
+    ("shared/src/objects/s3.rs", "delete", "delete_object"): {"ingest": ["status.delete", "thumbnails.delete"]},
     ("shared/src/secrets.rs", "milvus_token", "get_secret_value"): {
         "ingest": ["token.read"],
         "search": ["token.read", "search-token.read"],

@@ -1,19 +1,26 @@
 //! Shared by the search tests: puts labelled synthetic images into the local S3 and Milvus
 //! (embedded with tiny-clip, written directly, independent of ingest) under a key prefix of
 //! their own, so that other images in the same collection never disturb their assertions.
+//! Each gets its thumbnail (made by the encoder, as ingest makes it) and a capture time one day
+//! after the previous image's, from 2020-09-13 (the images carry no EXIF: the last-modified
+//! fallback, with a made-up last-modified).
 //!
 //! Environment (what `scripts/test.sh` exports): `MILVUS_URI`, `MILVUS_COLLECTION`,
 //! `CLIPSEARCH_S3_ENDPOINT`, `AWS_*`, `CLIPSEARCH_BUCKET` (default `images`, created when
 //! missing), `LAMBDA_PORT` (default 9000). A missing service fails the test.
 #![allow(dead_code)]
 
+pub mod api;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use clipsearch::capture::CaptureTime;
 use clipsearch::clip::Encoder;
 use clipsearch::config::{env_opt, MilvusSettings};
 use clipsearch::objects::{ObjectSettings, S3Objects};
 use clipsearch::store::{ImageIndex, ImageRecord, IndexSpec, Location, MilvusIndex, SearchRequest};
+use clipsearch::thumbnail::{ThumbnailStore, THUMBNAIL_EDGE};
 use sha2::{Digest, Sha256};
 
 use crate::common;
@@ -27,6 +34,8 @@ pub struct Seeded {
     pub colour: String,
     pub shape: String,
     pub bytes: Vec<u8>,
+    /// Its capture time (ms since the epoch, the last-modified fallback).
+    pub captured_ms: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +113,10 @@ pub async fn milvus(spec: IndexSpec) -> MilvusIndex {
     index
 }
 
+/// The capture time of the first seeded image (2020-09-13T12:26:40Z); each next is a day later.
+pub const SEEDED_FIRST_CAPTURE_MS: i64 = 1_600_000_000_000;
+pub const DAY_MS: i64 = 86_400_000;
+
 fn run_id() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -126,7 +139,7 @@ pub async fn seed(what: &str, count: usize, seed: u64) -> Corpus {
         &seed.to_string(),
     ]);
     let labels = common::read_jsonl(&dir.join("labels.jsonl"));
-    let clip = common::tiny_clip();
+    let clip = common::tiny_clip().with_thumbnails(THUMBNAIL_EDGE);
     let spec = IndexSpec::of(&clip);
     let index = milvus(spec.clone()).await;
     let s3 = s3().await;
@@ -136,12 +149,13 @@ pub async fn seed(what: &str, count: usize, seed: u64) -> Corpus {
 
     let mut images = Vec::new();
     let mut records = Vec::new();
-    for row in &labels {
+    for (n, row) in labels.iter().enumerate() {
         let name = row["file"].as_str().expect("file");
         let file = dir.join(name);
         let bytes = std::fs::read(&file).expect("generated image");
         let id = hex::encode(Sha256::digest(&bytes));
         let embedded = clip.embed_image(&bytes).expect("embeds");
+        let captured_ms = SEEDED_FIRST_CAPTURE_MS + n as i64 * DAY_MS;
         let key = format!(
             "{prefix}{}-{}-{name}",
             row["colour"].as_str().unwrap(),
@@ -150,6 +164,10 @@ pub async fn seed(what: &str, count: usize, seed: u64) -> Corpus {
         s3.put(&bucket, &key, bytes.clone(), embedded.format.mime())
             .await
             .expect("put into the local S3");
+        let thumbnail = embedded.thumbnail.clone().expect("the encoder makes thumbnails");
+        s3.put_thumbnail(&bucket, &id, thumbnail)
+            .await
+            .expect("thumbnail into the local S3");
         records.push(ImageRecord {
             id: id.clone(),
             embedding: embedded.embedding,
@@ -160,6 +178,7 @@ pub async fn seed(what: &str, count: usize, seed: u64) -> Corpus {
             byte_size: bytes.len() as u64,
             ingested_at_ms: 0,
             model: spec.model.clone(),
+            captured: CaptureTime::of(&bytes, captured_ms),
         });
         images.push(Seeded {
             id,
@@ -168,6 +187,7 @@ pub async fn seed(what: &str, count: usize, seed: u64) -> Corpus {
             colour: row["colour"].as_str().unwrap().to_owned(),
             shape: row["shape"].as_str().unwrap().to_owned(),
             bytes,
+            captured_ms,
         });
     }
     for record in records {
@@ -200,6 +220,7 @@ async fn wait_visible(index: &MilvusIndex, images: &[Seeded], prefix: &str) {
                 min_score: None,
                 key_prefix: Some(prefix.to_owned()),
                 exclude_id: None,
+                filter: Default::default(),
             })
             .await
             .expect("search");

@@ -152,6 +152,10 @@ async fn fill(app: &SearchApp, records: usize) -> anyhow::Result<()> {
             height: 480,
             byte_size: 50_000,
             ingested_at_ms: 0,
+            captured: clipsearch::capture::CaptureTime {
+                ms: 0,
+                source: clipsearch::capture::CaptureSource::Modified,
+            },
             model: model.clone(),
         });
     }

@@ -4,9 +4,10 @@ use std::time::{Duration, Instant};
 
 use clipsearch::clip::Encoder;
 use clipsearch::objects::{ObjectSource, Presigner};
-use clipsearch::search::{BatchBody, SearchResponse, Searcher};
+use clipsearch::search::{BatchBody, DuplicatesRequest, SearchResponse, Searcher, MAX_API_CONTENTS};
 use clipsearch::status::StatusStore;
 use clipsearch::store::ImageIndex;
+use clipsearch::thumbnail::ThumbnailStore;
 use clipsearch::{deadline, metrics};
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -31,6 +32,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/images/{id}"),
     ("POST", "/uploads"),
     ("GET", "/status"),
+    ("GET", "/duplicates"),
 ];
 
 /// The search function: the use case plus what HTTP needs.
@@ -77,7 +79,7 @@ impl<E, I, O> App<E, I, O>
 where
     E: Encoder + 'static,
     I: ImageIndex + Health,
-    O: ObjectSource + Presigner + StatusStore,
+    O: ObjectSource + Presigner + StatusStore + ThumbnailStore,
 {
     pub fn new(searcher: Searcher<E, I, O>, max_body_bytes: usize) -> Self {
         Self {
@@ -170,7 +172,7 @@ where
                     }
                     _ => return Err(ApiError::method_not_allowed("GET, POST")),
                 };
-                tracing::info!(kind = params.query.kind(), top_k = params.top_k, "search");
+                tracing::info!(kind = params.query.kind(), top_k = params.options.top_k, "search");
                 let answer = self.searcher.search(params).await?;
                 Ok(json(StatusCode::OK, &answer))
             }
@@ -197,6 +199,13 @@ where
                     .status(params.get("bucket").map(String::as_str), key)
                     .await?;
                 Ok(json(StatusCode::OK, &status))
+            }
+            "/duplicates" => {
+                get_only(method)?;
+                let params = request::query_params(&request);
+                let asked = DuplicatesRequest::from_fields(|name| params.get(name).map(String::as_str))?;
+                let page = self.searcher.duplicates(&asked, MAX_API_CONTENTS).await?;
+                Ok(json(StatusCode::OK, &page))
             }
             p => match p.strip_prefix("/images/") {
                 Some(id) if !id.is_empty() && !id.contains('/') => {

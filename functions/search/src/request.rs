@@ -33,15 +33,10 @@ pub fn media_type(request: &Request) -> (String, String) {
 }
 
 fn options_from(params: &HashMap<String, String>) -> Result<SearchOptions, ApiError> {
-    Ok(SearchOptions::from_strings(
-        params.get("top_k").map(String::as_str),
-        params.get("min_score").map(String::as_str),
-        params.get("min_score_ratio").map(String::as_str),
-        params.get("prefix").map(String::as_str),
-    )?)
+    Ok(SearchOptions::from_fields(|name| params.get(name).map(String::as_str))?)
 }
 
-/// `GET /search?q=…&top_k=…&min_score=…&min_score_ratio=…&prefix=…` (also `id=` and `image_url=`).
+/// `GET /search?q=…` (also `id=` and `image_url=`) with any of [`SearchOptions::FIELDS`].
 pub fn from_query_string(request: &Request, settings: &SearchSettings) -> Result<SearchParams, ApiError> {
     let mut params = query_params(request);
     let parts = QueryParts {
@@ -83,15 +78,12 @@ fn json(body: &[u8], request: &Request, settings: &SearchSettings) -> Result<Sea
     let mut parsed = SearchBody::from_json(body)?;
     let query = options_from(&query_params(request))?;
     query.check()?;
-    parsed.top_k = parsed.top_k.or(query.top_k);
-    parsed.min_score = parsed.min_score.or(query.min_score);
-    parsed.min_score_ratio = parsed.min_score_ratio.or(query.min_score_ratio);
-    parsed.prefix = parsed.prefix.or(query.prefix);
+    parsed.options = parsed.options.or(query);
     Ok(parsed.into_params(settings)?)
 }
 
-/// A form with an `image` file (or `text`, `image_url`, `id`) and optional `top_k`,
-/// `min_score`, `min_score_ratio`, `prefix` fields; options missing from the form are read from the query string.
+/// A form with an `image` file (or `text`, `image_url`, `id`) and any of
+/// [`SearchOptions::FIELDS`]; options missing from the form are read from the query string.
 async fn multipart(
     body: &[u8],
     content_type: &str,
@@ -117,7 +109,7 @@ async fn multipart(
             "text" | "q" => parts.text = Some(field.text().await.map_err(malformed)?),
             "image_url" => parts.image_url = Some(field.text().await.map_err(malformed)?),
             "id" => parts.id = Some(field.text().await.map_err(malformed)?),
-            "top_k" | "min_score" | "min_score_ratio" | "prefix" => {
+            option if SearchOptions::FIELDS.contains(&option) => {
                 options.insert(name, field.text().await.map_err(malformed)?);
             }
             _ if is_file && parts.image.is_none() => {
@@ -126,8 +118,8 @@ async fn multipart(
             other => {
                 let shown: String = other.chars().take(60).collect();
                 return Err(ApiError::bad_request(format!(
-                    "unknown form field {shown:?} (expected image, text, image_url, id, top_k, \
-                     min_score, min_score_ratio, prefix)"
+                    "unknown form field {shown:?} (expected image, text, image_url, id, {})",
+                    SearchOptions::FIELDS.join(", ")
                 )));
             }
         }
@@ -160,9 +152,12 @@ mod tests {
     #[test]
     fn a_json_body_takes_its_missing_options_from_the_query_string() {
         let params = parse(&post("top_k=3&prefix=p/", "application/json", br#"{"text":"cat"}"#)).unwrap();
-        assert_eq!((params.top_k, params.prefix.as_deref()), (3, Some("p/")));
+        assert_eq!(
+            (params.options.top_k, params.options.prefix.as_deref()),
+            (3, Some("p/"))
+        );
         let params = parse(&post("top_k=3", "application/json", br#"{"text":"cat","top_k":5}"#)).unwrap();
-        assert_eq!(params.top_k, 5, "the body's own option wins");
+        assert_eq!(params.options.top_k, 5, "the body's own option wins");
     }
 
     #[test]

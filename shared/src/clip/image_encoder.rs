@@ -23,6 +23,8 @@ pub struct PreparedImage {
     /// Upright size of the original image.
     pub width: u32,
     pub height: u32,
+    /// The JPEG thumbnail, when the encoder makes them ([`ImageEncoder::set_thumbnail_edge`]).
+    pub thumbnail: Option<Vec<u8>>,
 }
 
 /// An embedded image with what ingest records about it.
@@ -32,6 +34,8 @@ pub struct ImageEmbedding {
     pub format: SniffedFormat,
     pub width: u32,
     pub height: u32,
+    /// A JPEG thumbnail made from the same decode, when the encoder makes them.
+    pub thumbnail: Option<Vec<u8>>,
 }
 
 pub struct ImageEncoder {
@@ -48,6 +52,8 @@ pub struct ImageEncoder {
     decode_threads: usize,
     /// Fixed tensor size (crop size) the model expects.
     input_size: (u32, u32),
+    /// Long side of the thumbnails made from each decode; `None`: none made.
+    thumbnail_edge: Option<u32>,
 }
 
 impl std::fmt::Debug for ImageEncoder {
@@ -123,6 +129,7 @@ impl ImageEncoder {
             batch_size,
             decode_threads: settings.decode_threads,
             input_size,
+            thumbnail_edge: None,
         };
         if dimension.is_none() {
             // The export left the embedding axis symbolic: ask the model once.
@@ -131,6 +138,7 @@ impl ImageEncoder {
                 format: SniffedFormat::Png,
                 width: input_size.0,
                 height: input_size.1,
+                thumbnail: None,
             };
             let out = encoder.run(std::slice::from_ref(&probe))?;
             encoder.dimension = out.first().map(|v| v.len()).unwrap_or(0);
@@ -154,6 +162,14 @@ impl ImageEncoder {
         &self.budget
     }
 
+    /// Makes every [`ImageEncoder::prepare`] also produce a JPEG thumbnail with this long side
+    /// (ingest), from the decode the model's crop comes from. The decode may be at a reduced DCT
+    /// scale (its short side at least 4× the model's input), so a small model's thumbnails of
+    /// large photos can be a little under `edge`; the model's own input is never changed.
+    pub fn set_thumbnail_edge(&mut self, edge: Option<u32>) {
+        self.thumbnail_edge = edge;
+    }
+
     /// Decode + preprocess: CPU only, no session, safe to call from many threads at once (each
     /// waits while the others hold the decode budget). Blocks: never call it on an async worker.
     pub fn prepare(&self, bytes: &[u8]) -> Result<PreparedImage> {
@@ -164,11 +180,16 @@ impl ImageEncoder {
             &self.budget,
         )?;
         let crop = self.preprocessing.crop_u8(&decoded.rgb)?;
+        let thumbnail = self
+            .thumbnail_edge
+            .map(|edge| crate::thumbnail::encode_thumbnail(&decoded.rgb, edge))
+            .transpose()?;
         Ok(PreparedImage {
             crop,
             format: decoded.format,
             width: decoded.width,
             height: decoded.height,
+            thumbnail,
         })
     }
 
@@ -193,6 +214,7 @@ impl ImageEncoder {
             format: prepared.format,
             width: prepared.width,
             height: prepared.height,
+            thumbnail: prepared.thumbnail,
         })
     }
 
@@ -232,6 +254,7 @@ impl ImageEncoder {
                     format: p.format,
                     width: p.width,
                     height: p.height,
+                    thumbnail: p.thumbnail,
                 })
             })
             .collect()

@@ -168,6 +168,14 @@ impl Clip {
             .unwrap_or(0)
     }
 
+    /// Makes the image tower produce a JPEG thumbnail of every image it embeds (ingest).
+    pub fn with_thumbnails(mut self, edge: u32) -> Self {
+        if let Some(image) = self.image.as_mut() {
+            image.set_thumbnail_edge(Some(edge));
+        }
+        self
+    }
+
     pub fn image(&self) -> Result<&ImageEncoder> {
         self.image
             .as_ref()

@@ -14,6 +14,7 @@
 
 pub mod reconcile;
 mod sync;
+pub mod thumbnails;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,18 +25,28 @@ use futures::stream::{self, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
+use crate::capture::CaptureTime;
 use crate::clip::{Clip, Encoder, Towers};
 use crate::config::{env_parse, ClipSettings, MilvusSettings};
 use crate::events::{parse_notification, Invocation, Notification, ObjectEvent, SqsMessage};
 use crate::objects::{ObjectSettings, ObjectSource, ObjectVersion, S3Objects};
 use crate::status::{StatusRecord, StatusStore};
 use crate::store::{ImageIndex, IndexSpec, IndexedObject, LazyMilvus, Location};
+use crate::thumbnail::{ThumbnailStore, THUMBNAIL_EDGE};
 use crate::{Error, Result};
 
 /// Records of one invocation processed at once by default (`CLIPSEARCH_INGEST_CONCURRENCY`).
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// In-process lock stripes: two records with the same content never embed twice at once.
 const CONTENT_STRIPES: usize = 64;
+
+/// Where a record's thumbnail lives: beside an S3 object, in its bucket; a local file's
+/// "bucket" is only a name, so it gets none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Thumbnails {
+    InBucket,
+    None,
+}
 
 /// What happened to one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +65,10 @@ pub enum Outcome {
     NotIndexed,
     /// An event kind ingest has nothing to do for (restore, tagging, ...).
     Ignored { event_name: String },
+    /// Reconcile made a content's missing thumbnail again.
+    ThumbnailWritten { id: String },
+    /// Reconcile deleted the thumbnail of a content no object holds any more.
+    ThumbnailRemoved { id: String },
 }
 
 impl Outcome {
@@ -67,6 +82,8 @@ impl Outcome {
             Outcome::RecordDeleted { .. } => "record_deleted",
             Outcome::NotIndexed => "not_indexed",
             Outcome::Ignored { .. } => "ignored",
+            Outcome::ThumbnailWritten { .. } => "thumbnail_written",
+            Outcome::ThumbnailRemoved { .. } => "thumbnail_removed",
         }
     }
 
@@ -77,7 +94,9 @@ impl Outcome {
             | Outcome::LocationAdded { id }
             | Outcome::Unchanged { id }
             | Outcome::LocationRemoved { id }
-            | Outcome::RecordDeleted { id } => Some(id),
+            | Outcome::RecordDeleted { id }
+            | Outcome::ThumbnailWritten { id }
+            | Outcome::ThumbnailRemoved { id } => Some(id),
             _ => None,
         }
     }
@@ -154,9 +173,11 @@ impl ClipIngestor {
         // On Lambda the model is copied from CLIPSEARCH_MODEL_S3_URI to /tmp first.
         let clip = crate::model_source::resolve(clip, Some(&objects), Towers::IMAGE).await?;
         let max_image_bytes = clip.max_image_bytes;
-        let encoder = tokio::task::spawn_blocking(move || Clip::load(&clip, Towers::IMAGE))
-            .await
-            .map_err(|e| Error::Config(format!("loading the model panicked: {e}")))??;
+        let encoder = tokio::task::spawn_blocking(move || {
+            Clip::load(&clip, Towers::IMAGE).map(|c| c.with_thumbnails(THUMBNAIL_EDGE))
+        })
+        .await
+        .map_err(|e| Error::Config(format!("loading the model panicked: {e}")))??;
         let spec = IndexSpec::of(&encoder);
         let index = LazyMilvus::new(MilvusSettings::from_env()?, spec);
         Ok(Ingestor::new(Arc::new(encoder), index, objects, max_image_bytes)
@@ -168,7 +189,7 @@ impl<E, I, S> Ingestor<E, I, S>
 where
     E: Encoder + 'static,
     I: ImageIndex,
-    S: ObjectSource + StatusStore,
+    S: ObjectSource + StatusStore + ThumbnailStore,
 {
     pub fn new(encoder: Arc<E>, index: I, objects: S, max_image_bytes: u64) -> Self {
         Self {
@@ -219,7 +240,8 @@ where
             ..ObjectVersion::default()
         };
         let previous = self.index.object(location).await?.map(|r| r.id);
-        self.index_bytes(location, bytes, &version, previous, &mut Trace::default())
+        let trace = &mut Trace::default();
+        self.index_bytes(location, bytes, &version, previous, Thumbnails::InBucket, trace)
             .await
     }
 
@@ -246,7 +268,7 @@ where
 
     /// Forgets a key without asking S3 (a local folder's file is gone).
     pub async fn forget(&self, location: &Location) -> Result<Outcome> {
-        self.remove_row(location).await
+        self.remove_row(location, Thumbnails::None).await
     }
 
     /// Handles one event, timing it and writing its log line.
@@ -437,7 +459,7 @@ where
         let metadata = tokio::fs::metadata(path).await.map_err(|e| Error::io(context(), e))?;
         let version = file_version(&metadata);
         if version.size > self.max_image_bytes {
-            return self.refuse_oversized(location, version.size).await;
+            return self.refuse_oversized(location, version.size, Thumbnails::None).await;
         }
         let row = self.index.object(location).await?;
         if let Some(row) = &row {
@@ -447,7 +469,8 @@ where
             }
         }
         let bytes = tokio::fs::read(path).await.map_err(|e| Error::io(context(), e))?;
-        self.index_bytes(location, bytes, &version, row.map(|r| r.id), trace)
+        let previous = row.map(|r| r.id);
+        self.index_bytes(location, bytes, &version, previous, Thumbnails::None, trace)
             .await
     }
 
@@ -461,15 +484,19 @@ where
         bytes: Vec<u8>,
         version: &ObjectVersion,
         previous: Option<String>,
+        thumbnails: Thumbnails,
         trace: &mut Trace,
     ) -> Result<Outcome> {
         location.validate()?;
         let byte_size = bytes.len() as u64;
         if byte_size > self.max_image_bytes {
-            return self.refuse_oversized(location, byte_size).await;
+            return self.refuse_oversized(location, byte_size, thumbnails).await;
         }
         let id = hex::encode(Sha256::digest(&bytes));
         trace.id = Some(id.clone());
+        // Bytes handed over without an object (tests, tooling) have no last-modified time.
+        let modified_ms = Some(version.modified_ms).filter(|ms| *ms > 0).unwrap_or_else(now_ms);
+        let captured = CaptureTime::of(&bytes, modified_ms);
         let model = self.encoder.model_name();
         let row_of = |embedding, content_type: String, width, height| IndexedObject {
             location: location.clone(),
@@ -483,6 +510,7 @@ where
             modified_ms: version.modified_ms,
             ingested_at_ms: now_ms(),
             model: model.to_owned(),
+            captured,
         };
 
         // Serialise work on one content in this process so that two keys with the same bytes
@@ -492,6 +520,8 @@ where
             if known.model == model {
                 let row = row_of(known.embedding, known.content_type, known.width, known.height);
                 self.index.put_object(row).await?;
+                self.drop_replaced_thumbnail(location, previous.as_deref(), &id, thumbnails)
+                    .await?;
                 return Ok(if previous.as_deref() == Some(id.as_str()) {
                     Outcome::Unchanged { id }
                 } else {
@@ -505,15 +535,23 @@ where
             .await
             .map_err(|e| Error::Inference(format!("the embedding task failed: {e}")))?;
         trace.inference_ms += embedding.elapsed().as_secs_f64() * 1000.0;
-        let embedded = match embedded {
+        let mut embedded = match embedded {
             Ok(embedded) => embedded,
             Err(e) => {
                 if e.is_bad_input() {
-                    self.remove_row(location).await?;
+                    self.remove_row(location, thumbnails).await?;
                 }
                 return Err(e);
             }
         };
+        if let Some(jpeg) = embedded.thumbnail.take().filter(|_| thumbnails == Thumbnails::InBucket) {
+            // Written before the row, so a row found by search has its thumbnail. A failure
+            // costs only the tile (the page shows the original instead; reconcile redoes it),
+            // never the record.
+            if let Err(e) = self.objects.put_thumbnail(&location.bucket, &id, jpeg).await {
+                tracing::warn!(%location, error = %e, "the thumbnail was not written");
+            }
+        }
         let row = row_of(
             embedded.embedding,
             embedded.format.mime().to_owned(),
@@ -522,25 +560,59 @@ where
         );
         // One row written in one call: a failure leaves no partial row behind.
         self.index.put_object(row).await?;
+        self.drop_replaced_thumbnail(location, previous.as_deref(), &id, thumbnails)
+            .await?;
         Ok(Outcome::Indexed { id })
+    }
+
+    /// After an overwrite, the thumbnail of the content the object held before goes when no
+    /// object holds that content any more.
+    async fn drop_replaced_thumbnail(
+        &self,
+        location: &Location,
+        previous: Option<&str>,
+        id: &str,
+        thumbnails: Thumbnails,
+    ) -> Result<()> {
+        match previous {
+            Some(old) if thumbnails == Thumbnails::InBucket && old != id && !self.index.exists(old).await? => {
+                self.remove_thumbnail(location, old).await;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Deletes a content's thumbnail; a failure costs only a stray file that reconcile removes,
+    /// never the record.
+    async fn remove_thumbnail(&self, location: &Location, id: &str) {
+        if let Err(e) = self.objects.remove_thumbnail(&location.bucket, id).await {
+            tracing::warn!(%location, id, error = %e, "the thumbnail was not deleted");
+        }
     }
 
     /// Refuses an object over the byte limit: its row (an older, smaller version's) goes, so the
     /// key does not keep showing a picture it no longer holds.
-    async fn refuse_oversized(&self, location: &Location, size: u64) -> Result<Outcome> {
-        self.remove_row(location).await?;
+    async fn refuse_oversized(&self, location: &Location, size: u64, thumbnails: Thumbnails) -> Result<Outcome> {
+        self.remove_row(location, thumbnails).await?;
         Err(Error::ImageTooLarge {
             size,
             limit: self.max_image_bytes,
         })
     }
 
-    /// Deletes the row of `location`, saying whether its content is still held elsewhere.
-    async fn remove_row(&self, location: &Location) -> Result<Outcome> {
+    /// Deletes the row of `location`, saying whether its content is still held elsewhere; the
+    /// last object of a content takes the content's thumbnail (in its bucket) with it.
+    async fn remove_row(&self, location: &Location, thumbnails: Thumbnails) -> Result<Outcome> {
         Ok(match self.index.remove_object(location).await? {
             None => Outcome::NotIndexed,
             Some(id) if self.index.exists(&id).await? => Outcome::LocationRemoved { id },
-            Some(id) => Outcome::RecordDeleted { id },
+            Some(id) => {
+                if thumbnails == Thumbnails::InBucket {
+                    self.remove_thumbnail(location, &id).await;
+                }
+                Outcome::RecordDeleted { id }
+            }
         })
     }
 
@@ -612,6 +684,7 @@ mod tests {
                 format: SniffedFormat::Png,
                 width: 3,
                 height: 4,
+                thumbnail: Some(b"JPEG".to_vec()),
             })
         }
         fn embed_text(&self, _: &str) -> Result<Embedding> {
@@ -626,6 +699,8 @@ mod tests {
         std::sync::Mutex<Option<(String, Vec<u8>)>>,
         /// Status records by location.
         std::sync::Mutex<HashMap<Location, StatusRecord>>,
+        /// Thumbnails by (bucket, content id), and how many were written.
+        std::sync::Mutex<(std::collections::HashSet<(String, String)>, usize)>,
     );
 
     fn fake_version(bytes: &[u8]) -> ObjectVersion {
@@ -699,6 +774,22 @@ mod tests {
         }
     }
 
+    impl ThumbnailStore for FakeObjects {
+        fn thumbnail_key(&self, id: &str) -> Option<String> {
+            Some(format!("thumbs/{id}"))
+        }
+        async fn put_thumbnail(&self, bucket: &str, id: &str, _jpeg: Vec<u8>) -> Result<()> {
+            let mut thumbnails = self.3.lock().unwrap();
+            thumbnails.0.insert((bucket.to_owned(), id.to_owned()));
+            thumbnails.1 += 1;
+            Ok(())
+        }
+        async fn remove_thumbnail(&self, bucket: &str, id: &str) -> Result<()> {
+            self.3.lock().unwrap().0.remove(&(bucket.to_owned(), id.to_owned()));
+            Ok(())
+        }
+    }
+
     fn ingestor(objects: &[(&str, &[u8])]) -> Ingestor<FakeEncoder, MemoryIndex, FakeObjects> {
         let map = objects
             .iter()
@@ -718,6 +809,7 @@ mod tests {
                 std::sync::Mutex::new(map),
                 std::sync::Mutex::new(None),
                 std::sync::Mutex::default(),
+                std::sync::Mutex::default(),
             ),
             1000,
         )
@@ -728,6 +820,52 @@ mod tests {
             location: Location::new("b", key),
             size: None,
         }
+    }
+
+    #[tokio::test]
+    async fn one_thumbnail_per_content_goes_with_its_last_object() {
+        let ing = ingestor(&[("a", b"IMG1"), ("b", b"IMG1"), ("c", b"IMG2")]);
+        for key in ["a", "b", "c", "a"] {
+            ing.handle(&created(key)).await.outcome.unwrap();
+        }
+        let id1 = hex::encode(Sha256::digest(b"IMG1"));
+        let thumbnails =
+            |ing: &Ingestor<FakeEncoder, MemoryIndex, FakeObjects>| ing.objects().3.lock().unwrap().clone();
+        let (present, written) = thumbnails(&ing);
+        assert_eq!(
+            (present.len(), written),
+            (2, 2),
+            "one per content, made once: {present:?}"
+        );
+        let gone = |ing: &Ingestor<FakeEncoder, MemoryIndex, FakeObjects>, key: &str| {
+            ing.objects()
+                .0
+                .lock()
+                .unwrap()
+                .remove(&("b".to_owned(), key.to_owned()));
+        };
+        gone(&ing, "a");
+        ing.remove_object(&Location::new("b", "a")).await.unwrap();
+        assert!(
+            thumbnails(&ing).0.contains(&("b".to_owned(), id1.clone())),
+            "b still holds IMG1"
+        );
+        gone(&ing, "b");
+        ing.remove_object(&Location::new("b", "b")).await.unwrap();
+        assert!(
+            !thumbnails(&ing).0.contains(&("b".to_owned(), id1)),
+            "the last object took it"
+        );
+        assert_eq!(thumbnails(&ing).0.len(), 1);
+        // An overwrite with other bytes: the old content's thumbnail goes, the new one's comes.
+        ing.objects()
+            .0
+            .lock()
+            .unwrap()
+            .insert(("b".to_owned(), "c".to_owned()), b"IMG3".to_vec());
+        ing.handle(&created("c")).await.outcome.unwrap();
+        let ids: Vec<String> = thumbnails(&ing).0.into_iter().map(|(_, id)| id).collect();
+        assert_eq!(ids, vec![hex::encode(Sha256::digest(b"IMG3"))]);
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use super::thumbnails::ThumbnailCheck;
 use super::{row_version, Ingestor, Outcome};
 use crate::clip::Encoder;
 use crate::objects::{ObjectSource, ObjectSummary};
@@ -29,6 +30,10 @@ pub enum Difference {
     Stale,
     /// The object's ETag, size or modification time differs from what its row was made from.
     Changed,
+    /// An indexed content of the bucket has no thumbnail (at one of its objects).
+    ThumbnailMissing,
+    /// A thumbnail whose content no object holds (at the thumbnail's own key).
+    ThumbnailOrphaned,
 }
 
 impl Difference {
@@ -37,6 +42,8 @@ impl Difference {
             Difference::Missing => "missing",
             Difference::Stale => "stale",
             Difference::Changed => "changed",
+            Difference::ThumbnailMissing => "thumbnail_missing",
+            Difference::ThumbnailOrphaned => "thumbnail_orphaned",
         }
     }
 }
@@ -91,19 +98,26 @@ impl<E, I, S> Ingestor<E, I, S>
 where
     E: Encoder + 'static,
     I: ImageIndex,
-    S: ObjectSource + StatusStore,
+    S: ObjectSource + StatusStore + crate::thumbnail::ThumbnailStore,
 {
     /// Compares one page of a walk with the index and, with `apply`, repairs each difference:
     /// an S3 key is synced as an event would sync it (so a key that changed again since the
     /// listing ends in its newest state); a folder's file is indexed or its row forgotten.
+    /// With a thumbnail check (a bucket's walk), contents without a thumbnail are found (and
+    /// made again) too.
     pub async fn reconcile_page(
         &self,
         range: &KeyRange,
         listed: &[ObjectSummary],
         source: &Source,
         apply: bool,
+        thumbnails: Option<&mut ThumbnailCheck>,
     ) -> Result<Vec<Finding>> {
         let rows = self.index.objects_in(range, MAX_ROWS_PER_PAGE).await?;
+        let missing_thumbnails = match thumbnails {
+            Some(check) => self.missing_thumbnails(&rows, listed, check, apply).await,
+            None => Vec::new(),
+        };
         let mut findings = compare(range, listed, rows, self.encoder.model_name());
         if apply {
             for finding in &mut findings {
@@ -116,6 +130,7 @@ where
                 finding.repair = Some(repair);
             }
         }
+        findings.extend(missing_thumbnails);
         Ok(findings)
     }
 }
@@ -149,6 +164,10 @@ mod tests {
             etag: etag.into(),
             modified_ms: 5,
             ingested_at_ms: 0,
+            captured: crate::capture::CaptureTime {
+                ms: 5,
+                source: crate::capture::CaptureSource::Modified,
+            },
             model: "m".into(),
         }
     }

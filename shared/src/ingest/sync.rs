@@ -10,7 +10,7 @@
 //! ends describing the object's final bytes, whatever order, duplication or concurrency the
 //! events came with. docs/milvus.md has the argument in full.
 
-use super::{row_version, Ingestor, Outcome, Trace};
+use super::{row_version, Ingestor, Outcome, Thumbnails, Trace};
 use crate::clip::Encoder;
 use crate::objects::{ObjectSource, ObjectState, ObjectVersion};
 use crate::status::StatusStore;
@@ -33,7 +33,7 @@ impl<E, I, S> Ingestor<E, I, S>
 where
     E: Encoder + 'static,
     I: ImageIndex,
-    S: ObjectSource + StatusStore,
+    S: ObjectSource + StatusStore + crate::thumbnail::ThumbnailStore,
 {
     pub(super) async fn sync_object(
         &self,
@@ -97,7 +97,7 @@ where
         trace: &mut Trace,
     ) -> (Result<Outcome>, Option<ObjectVersion>) {
         let Some(version) = state else {
-            return (self.remove_row(location).await, None);
+            return (self.remove_row(location, Thumbnails::InBucket).await, None);
         };
         let previous = match self.index.object(location).await {
             Ok(Some(row)) if row.model == self.encoder.model_name() && row_version(&row).same_as(version) => {
@@ -109,7 +109,8 @@ where
         };
         if version.size > self.max_image_bytes {
             return (
-                self.refuse_oversized(location, version.size).await,
+                self.refuse_oversized(location, version.size, Thumbnails::InBucket)
+                    .await,
                 Some(version.clone()),
             );
         }
@@ -125,7 +126,14 @@ where
         };
         let acted_on = fetched.version.clone();
         let outcome = self
-            .index_bytes(location, fetched.bytes, &fetched.version, previous, trace)
+            .index_bytes(
+                location,
+                fetched.bytes,
+                &fetched.version,
+                previous,
+                Thumbnails::InBucket,
+                trace,
+            )
             .await;
         (outcome, Some(acted_on))
     }

@@ -5,6 +5,7 @@
 pub mod post_policy;
 mod s3;
 mod status_store;
+mod thumbnail_store;
 
 pub use post_policy::{PostConditions, PresignedPost};
 pub use s3::S3Objects;
@@ -99,6 +100,9 @@ pub struct ObjectSettings {
     /// `.clipsearch/status/`; a `.json` suffix keeps them out of the image notifications).
     /// Empty: none are kept.
     pub status_prefix: String,
+    /// `CLIPSEARCH_THUMBNAIL_PREFIX`: where ingest writes thumbnails in each bucket and search
+    /// links to them (default `.clipsearch/thumbnails/`). Empty: no thumbnails.
+    pub thumbnail_prefix: String,
 }
 
 impl ObjectSettings {
@@ -112,6 +116,10 @@ impl ObjectSettings {
             upload_prefix: env_opt("CLIPSEARCH_UPLOAD_PREFIX").unwrap_or_else(|| "uploads/".into()),
             presign_expiry: std::time::Duration::from_secs(env_parse("CLIPSEARCH_PRESIGN_EXPIRY_SECS", 900u64)?),
             status_prefix: crate::config::env_or("CLIPSEARCH_STATUS_PREFIX", DEFAULT_STATUS_PREFIX),
+            thumbnail_prefix: crate::config::env_or(
+                "CLIPSEARCH_THUMBNAIL_PREFIX",
+                crate::thumbnail::DEFAULT_THUMBNAIL_PREFIX,
+            ),
         })
     }
 }

@@ -22,6 +22,8 @@ pub struct S3Objects {
     credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
     /// Where ingest status records live in each bucket (`status_store`); empty: not kept.
     pub(super) status_prefix: String,
+    /// Where thumbnails live in each bucket (`thumbnail_store`); empty: none.
+    pub(super) thumbnail_prefix: String,
 }
 
 impl S3Objects {
@@ -41,6 +43,7 @@ impl S3Objects {
             presign_expiry: settings.presign_expiry,
             credentials: shared.credentials_provider(),
             status_prefix: settings.status_prefix.clone(),
+            thumbnail_prefix: settings.thumbnail_prefix.clone(),
         }
     }
 
@@ -107,10 +110,12 @@ impl S3Objects {
         } else {
             None
         };
-        let hide_status = !self.status_prefix.is_empty() && !prefix.starts_with(&self.status_prefix);
+        // ingest's own records (status, thumbnails) are not images to index, unless the listing
+        // asks for them by prefix.
+        let hidden = |own: &str, key: &str| !own.is_empty() && !prefix.starts_with(own) && key.starts_with(own);
         let objects = objects
             .into_iter()
-            .filter(|o| !(hide_status && o.key.starts_with(&self.status_prefix)))
+            .filter(|o| !hidden(&self.status_prefix, &o.key) && !hidden(&self.thumbnail_prefix, &o.key))
             .collect();
         Ok((objects, next))
     }

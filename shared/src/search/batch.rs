@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use super::{blocking, disabled, Filters, Query, SearchBody, SearchParams, SearchResponse, SearchSettings, Searcher};
+use super::{blocking, disabled, Query, SearchBody, SearchParams, SearchResponse, SearchSettings, Searcher};
 use crate::clip::{Embedding, Encoder};
 use crate::objects::{ObjectSource, Presigner};
 use crate::status::StatusStore;
 use crate::store::ImageIndex;
+use crate::thumbnail::ThumbnailStore;
 use crate::{Error, Result};
 
 /// Queries one request may carry.
@@ -48,7 +49,7 @@ impl<E, I, O> Searcher<E, I, O>
 where
     E: Encoder + 'static,
     I: ImageIndex,
-    O: ObjectSource + Presigner + StatusStore,
+    O: ObjectSource + Presigner + StatusStore + ThumbnailStore,
 {
     /// One answer per query, in order. The text queries' `embed_ms` is the time of their
     /// shared embedding.
@@ -74,7 +75,7 @@ where
                         query: Query::Text(_), ..
                     },
                 ) => match vectors.next() {
-                    Some(Ok(vector)) => self.search_vector(&Filters::of(&params), vector, None, started).await,
+                    Some(Ok(vector)) => self.search_vector(&params.options, vector, None, started).await,
                     Some(Err(e)) => Err(e),
                     None => Err(Error::Inference("a text query got no embedding".into())),
                 },

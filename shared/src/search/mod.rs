@@ -9,9 +9,13 @@
 //! [`SearchOptions`]. The encoder is CPU-bound, so it runs on tokio's blocking pool.
 
 mod batch;
+mod duplicates;
+mod options;
 mod status;
 
 pub use batch::{BatchBody, MAX_BATCH_QUERIES};
+pub use duplicates::{DuplicatesPage, DuplicatesRequest, MAX_API_CONTENTS, MAX_GROUPS_PER_PAGE};
+pub use options::{CheckedOptions, SearchOptions, Sort};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,13 +25,13 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::capture::rfc3339;
 use crate::clip::{Encoder, Towers};
 use crate::config::env_parse;
 use crate::objects::{parse_s3_url, ObjectSettings, ObjectSource, PostConditions, Presigner};
 use crate::status::StatusStore;
-use crate::store::{
-    normalize_id, ImageIndex, ImageRecord, Location, SearchHit, SearchRequest, MAX_KEY_BYTES, MAX_TOP_K,
-};
+use crate::store::{normalize_id, ImageIndex, ImageRecord, Location, SearchHit, SearchRequest};
+use crate::thumbnail::ThumbnailStore;
 use crate::{Error, Result};
 
 /// Results when the caller does not say.
@@ -230,114 +234,11 @@ impl QueryParts {
     }
 }
 
-/// The options of a search, as given (unchecked).
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct SearchOptions {
-    pub top_k: Option<i64>,
-    pub min_score: Option<f64>,
-    /// Keep hits scoring at least this share of the best hit's score (0..=1).
-    pub min_score_ratio: Option<f64>,
-    pub prefix: Option<String>,
-}
-
-/// The checked options: how many, and the absolute and relative score cuts.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CheckedOptions {
-    pub top_k: usize,
-    pub min_score: Option<f32>,
-    pub min_score_ratio: Option<f32>,
-}
-
-impl SearchOptions {
-    /// From text fields (a query string or multipart form): a value that does not parse is a
-    /// bad request naming the field, never silently the default.
-    pub fn from_strings(
-        top_k: Option<&str>,
-        min_score: Option<&str>,
-        min_score_ratio: Option<&str>,
-        prefix: Option<&str>,
-    ) -> Result<Self> {
-        fn blank(v: Option<&str>) -> Option<&str> {
-            v.map(str::trim).filter(|v| !v.is_empty())
-        }
-        let number = |name: &str, v: Option<&str>| {
-            blank(v)
-                .map(|v| {
-                    v.parse::<f64>()
-                        .map_err(|_| Error::InvalidRequest(format!("{name} must be a number, got {v:?}")))
-                })
-                .transpose()
-        };
-        let top_k = blank(top_k)
-            .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| Error::InvalidRequest(format!("top_k must be an integer, got {v:?}")))
-            })
-            .transpose()?;
-        Ok(Self {
-            top_k,
-            min_score: number("min_score", min_score)?,
-            min_score_ratio: number("min_score_ratio", min_score_ratio)?,
-            prefix: prefix.filter(|p| !p.is_empty()).map(str::to_owned),
-        })
-    }
-
-    /// The options' own rules: `top_k` in 1..=100 (default 10), `min_score` a cosine in -1..=1,
-    /// `min_score_ratio` a share in 0..=1, `prefix` a possible key.
-    pub fn check(&self) -> Result<CheckedOptions> {
-        let top_k = match self.top_k {
-            None => DEFAULT_TOP_K,
-            Some(k) if (1..=MAX_TOP_K as i64).contains(&k) => k as usize,
-            Some(k) => {
-                return Err(Error::InvalidRequest(format!(
-                    "top_k must be in 1..={MAX_TOP_K}, got {k}"
-                )))
-            }
-        };
-        let min_score = match self.min_score {
-            None => None,
-            Some(s) if s.is_finite() && (-1.0..=1.0).contains(&s) => Some(s as f32),
-            Some(s) => {
-                return Err(Error::InvalidRequest(format!(
-                    "min_score must be a cosine similarity in -1..=1, got {s}"
-                )))
-            }
-        };
-        let min_score_ratio = match self.min_score_ratio {
-            None => None,
-            Some(r) if r.is_finite() && (0.0..=1.0).contains(&r) => Some(r as f32),
-            Some(r) => {
-                return Err(Error::InvalidRequest(format!(
-                    "min_score_ratio must be a share of the best score in 0..=1, got {r}"
-                )))
-            }
-        };
-        if let Some(prefix) = &self.prefix {
-            if prefix.len() > MAX_KEY_BYTES || prefix.contains('\0') {
-                return Err(Error::InvalidRequest(format!(
-                    "prefix must be at most {MAX_KEY_BYTES} bytes without NUL"
-                )));
-            }
-        }
-        Ok(CheckedOptions {
-            top_k,
-            min_score,
-            min_score_ratio,
-        })
-    }
-}
-
 /// A validated search.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchParams {
     pub query: Query,
-    /// 1..=[`MAX_TOP_K`].
-    pub top_k: usize,
-    pub min_score: Option<f32>,
-    /// Keep hits scoring at least this share of the best hit's (when the best is positive).
-    pub min_score_ratio: Option<f32>,
-    /// Only images stored under a key starting with this.
-    pub prefix: Option<String>,
+    pub options: CheckedOptions,
 }
 
 impl SearchParams {
@@ -345,30 +246,25 @@ impl SearchParams {
     pub fn new(query: Query) -> Self {
         Self {
             query,
-            top_k: DEFAULT_TOP_K,
-            min_score: None,
-            min_score_ratio: None,
-            prefix: None,
+            options: CheckedOptions::default(),
         }
     }
 
     /// Checks the query parts and the options together.
     pub fn build(parts: QueryParts, options: SearchOptions, settings: &SearchSettings) -> Result<Self> {
-        let checked = options.check()?;
+        let options = options.check()?;
         Ok(Self {
             query: parts.into_query(settings)?,
-            top_k: checked.top_k,
-            min_score: checked.min_score,
-            min_score_ratio: checked.min_score_ratio,
-            prefix: options.prefix,
+            options,
         })
     }
 }
 
-/// The JSON body of `POST /search`. Unknown fields are refused so that a typo (`"txt"`) is a
-/// 400 naming it rather than a confusing "no query".
+/// The JSON body of `POST /search`: the query fields and every option of [`SearchOptions`].
+/// Unknown fields are refused so that a typo (`"txt"`) is a 400 naming it rather than a
+/// confusing "no query".
 #[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "serde_json::Map<String, serde_json::Value>")]
 pub struct SearchBody {
     pub text: Option<String>,
     /// Base64 (standard or URL-safe alphabet, padding optional; a `data:` URL prefix is
@@ -376,10 +272,50 @@ pub struct SearchBody {
     pub image: Option<String>,
     pub image_url: Option<String>,
     pub id: Option<String>,
-    pub top_k: Option<i64>,
-    pub min_score: Option<f64>,
-    pub min_score_ratio: Option<f64>,
-    pub prefix: Option<String>,
+    pub options: SearchOptions,
+}
+
+/// The query fields of a body; the options are [`SearchOptions::FIELDS`].
+const QUERY_FIELDS: [&str; 4] = ["text", "image", "image_url", "id"];
+
+#[derive(Deserialize)]
+struct BodyFields {
+    text: Option<String>,
+    image: Option<String>,
+    image_url: Option<String>,
+    id: Option<String>,
+    #[serde(flatten)]
+    options: SearchOptions,
+}
+
+impl TryFrom<serde_json::Map<String, serde_json::Value>> for SearchBody {
+    type Error = String;
+
+    fn try_from(map: serde_json::Map<String, serde_json::Value>) -> std::result::Result<Self, String> {
+        if let Some(unknown) = map
+            .keys()
+            .find(|k| !QUERY_FIELDS.contains(&k.as_str()) && !SearchOptions::FIELDS.contains(&k.as_str()))
+        {
+            let shown: String = unknown.chars().take(60).collect();
+            return Err(format!(
+                "unknown field `{shown}`, expected one of {}",
+                QUERY_FIELDS
+                    .iter()
+                    .chain(SearchOptions::FIELDS.iter())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let fields: BodyFields = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| e.to_string())?;
+        Ok(Self {
+            text: fields.text,
+            image: fields.image,
+            image_url: fields.image_url,
+            id: fields.id,
+            options: fields.options,
+        })
+    }
 }
 
 impl SearchBody {
@@ -397,12 +333,7 @@ impl SearchBody {
                 image_url: self.image_url,
                 id: self.id,
             },
-            SearchOptions {
-                top_k: self.top_k,
-                min_score: self.min_score,
-                min_score_ratio: self.min_score_ratio,
-                prefix: self.prefix,
-            },
+            self.options,
             settings,
         )
     }
@@ -451,9 +382,18 @@ pub struct SearchResult {
     /// the CLI).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// A presigned GET of the content's thumbnail (at most 384 px on the long side, upright
+    /// JPEG), absent where `url` is or when thumbnails are off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
     pub content_type: String,
     pub width: u32,
     pub height: u32,
+    /// When the photo was taken (RFC 3339, UTC).
+    pub captured_at: String,
+    /// `exif` (EXIF date with its UTC offset), `exif_local` (EXIF date without one, read as
+    /// UTC) or `modified` (no EXIF date: the object's last-modified time).
+    pub captured_from: String,
 }
 
 /// Where the time of one search went (milliseconds).
@@ -471,8 +411,11 @@ pub struct StageTimings {
 /// The answer to a search.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchResponse {
-    /// Best first.
+    /// Best first (or in the asked date order).
     pub results: Vec<SearchResult>,
+    /// The `offset` of the next page, absent on the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<usize>,
     pub took_ms: f64,
     /// The model whose vectors were compared.
     pub model: String,
@@ -497,6 +440,10 @@ pub struct ImageInfo {
     /// Milliseconds since the Unix epoch of the first ingest.
     pub ingested_at_ms: i64,
     pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
+    pub captured_at: String,
+    pub captured_from: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -521,35 +468,6 @@ pub struct UploadTicket {
     pub expires_in: u64,
 }
 
-/// The validated options of a search, apart from its query.
-#[derive(Debug, Clone, PartialEq)]
-struct Filters {
-    top_k: usize,
-    min_score: Option<f32>,
-    min_score_ratio: Option<f32>,
-    prefix: Option<String>,
-}
-
-impl Filters {
-    fn of(params: &SearchParams) -> Self {
-        Self {
-            top_k: params.top_k,
-            min_score: params.min_score,
-            min_score_ratio: params.min_score_ratio,
-            prefix: params.prefix.clone(),
-        }
-    }
-}
-
-/// Keeps the hits scoring at least `ratio` of the best one. A best score of 0 or less has no
-/// meaningful share (cosines can be negative), so then nothing is cut.
-fn cut_relative(hits: &mut Vec<SearchHit>, ratio: Option<f32>) {
-    let best = hits.iter().map(|h| h.score).fold(f32::NEG_INFINITY, f32::max);
-    if let Some(ratio) = ratio.filter(|_| best > 0.0) {
-        hits.retain(|h| h.score >= ratio * best);
-    }
-}
-
 /// The search use case over an encoder, an index and (optionally) S3.
 pub struct Searcher<E, I, O> {
     encoder: Arc<E>,
@@ -570,7 +488,7 @@ impl<E, I, O> Searcher<E, I, O>
 where
     E: Encoder + 'static,
     I: ImageIndex,
-    O: ObjectSource + Presigner + StatusStore,
+    O: ObjectSource + Presigner + StatusStore + ThumbnailStore,
 {
     /// `objects` is needed for `image_url` queries, result URLs and uploads; without it (the
     /// CLI) results carry no URL.
@@ -602,31 +520,31 @@ where
     /// Runs a validated search.
     pub async fn search(&self, params: SearchParams) -> Result<SearchResponse> {
         let started = Instant::now();
-        let filters = Filters::of(&params);
         let (vector, exclude_id) = self.vector(params.query).await?;
-        self.search_vector(&filters, vector, exclude_id, started).await
+        self.search_vector(&params.options, vector, exclude_id, started).await
     }
 
     /// The index search and its results for a query embedded between `started` and now.
     async fn search_vector(
         &self,
-        filters: &Filters,
+        options: &CheckedOptions,
         vector: Vec<f32>,
         exclude_id: Option<String>,
         started: Instant,
     ) -> Result<SearchResponse> {
         let embedded = Instant::now();
-        let mut hits = self
+        let hits = self
             .index
             .search(&SearchRequest {
                 vector,
-                top_k: filters.top_k,
-                min_score: filters.min_score,
-                key_prefix: filters.prefix.clone(),
+                top_k: options.window(),
+                min_score: options.min_score,
+                key_prefix: options.prefix.clone(),
                 exclude_id,
+                filter: options.filter.clone(),
             })
             .await?;
-        cut_relative(&mut hits, filters.min_score_ratio);
+        let (hits, next_offset) = options.page(hits);
         let searched = Instant::now();
         let mut results = Vec::with_capacity(hits.len());
         for hit in hits {
@@ -637,6 +555,7 @@ where
         let done = Instant::now();
         Ok(SearchResponse {
             results,
+            next_offset,
             took_ms: ms(done - started),
             model: self.model().to_owned(),
             timings: StageTimings {
@@ -691,21 +610,37 @@ where
             return Ok(None);
         };
         let url = self.presign(&location).await?;
+        let thumbnail_url = self.presign_thumbnail(&location.bucket, &hit.id).await?;
         Ok(Some(SearchResult {
             id: hit.id,
             score: hit.score,
             bucket: location.bucket,
             key: location.key,
             url,
+            thumbnail_url,
             content_type: hit.content_type,
             width: hit.width,
             height: hit.height,
+            captured_at: rfc3339(hit.captured.ms),
+            captured_from: hit.captured.source.as_str().to_owned(),
         }))
     }
 
     async fn presign(&self, location: &Location) -> Result<Option<String>> {
         match &self.objects {
             Some(objects) => Ok(Some(objects.presign_get(&location.bucket, &location.key).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A presigned GET of a content's thumbnail in `bucket` (where ingest wrote it), `None`
+    /// without S3 access or with thumbnails off.
+    async fn presign_thumbnail(&self, bucket: &str, id: &str) -> Result<Option<String>> {
+        let Some(objects) = &self.objects else {
+            return Ok(None);
+        };
+        match objects.thumbnail_key(id) {
+            Some(key) => Ok(Some(objects.presign_get(bucket, &key).await?)),
             None => Ok(None),
         }
     }
@@ -725,6 +660,7 @@ where
             .first()
             .cloned()
             .ok_or_else(|| Error::NotFound(id.clone()))?;
+        let thumbnail_url = self.presign_thumbnail(&first.bucket, &id).await?;
         Ok(ImageInfo {
             url: self.presign(&first).await?,
             id: record.id,
@@ -744,6 +680,9 @@ where
             byte_size: record.byte_size,
             ingested_at_ms: record.ingested_at_ms,
             model: record.model,
+            thumbnail_url,
+            captured_at: rfc3339(record.captured.ms),
+            captured_from: record.captured.source.as_str().to_owned(),
         })
     }
 
@@ -881,6 +820,7 @@ mod tests {
                 format: SniffedFormat::Png,
                 width: 1,
                 height: 1,
+                thumbnail: None,
             })
         }
         fn embed_text(&self, text: &str) -> Result<Vec<f32>> {
@@ -891,6 +831,11 @@ mod tests {
     struct FakeObjects;
 
     impl crate::status::StatusStore for FakeObjects {}
+    impl crate::thumbnail::ThumbnailStore for FakeObjects {
+        fn thumbnail_key(&self, id: &str) -> Option<String> {
+            Some(format!("thumbs/{id}"))
+        }
+    }
 
     impl ObjectSource for FakeObjects {
         async fn fetch(&self, bucket: &str, key: &str, _max: u64) -> Result<FetchedObject> {
@@ -956,6 +901,10 @@ mod tests {
                     byte_size: 3,
                     ingested_at_ms: 5,
                     model: "fake".into(),
+                    captured: crate::capture::CaptureTime {
+                        ms: i64::from(n) * 1000,
+                        source: crate::capture::CaptureSource::Exif,
+                    },
                 })
                 .await
                 .unwrap();
@@ -990,46 +939,31 @@ mod tests {
         }
         let p = body(r#"{"text":"a","top_k":100,"min_score":0.5,"prefix":"x/"}"#).unwrap();
         assert_eq!(
-            (p.top_k, p.min_score, p.prefix.as_deref()),
+            (p.options.top_k, p.options.min_score, p.options.prefix.as_deref()),
             (100, Some(0.5), Some("x/"))
         );
-        assert_eq!(body(r#"{"text":"a"}"#).unwrap().top_k, DEFAULT_TOP_K);
+        assert_eq!(body(r#"{"text":"a"}"#).unwrap().options.top_k, DEFAULT_TOP_K);
+        let p = body(r#"{"text":"a","min_score_ratio":0.9,"offset":20,"sort":"oldest","min_width":5}"#).unwrap();
         assert_eq!(
-            body(r#"{"text":"a","min_score_ratio":0.9}"#).unwrap().min_score_ratio,
-            Some(0.9)
+            (
+                p.options.min_score_ratio,
+                p.options.offset,
+                p.options.sort,
+                p.options.filter.min_width
+            ),
+            (Some(0.9), 20, Sort::Oldest, Some(5))
         );
-        assert!(SearchOptions::from_strings(Some("ten"), None, None, None).is_err());
-        assert!(SearchOptions::from_strings(None, Some("x"), None, None).is_err());
-        assert!(SearchOptions::from_strings(None, None, Some("most"), None).is_err());
-        let parsed = SearchOptions::from_strings(None, None, Some(" 0.8 "), None).unwrap();
+        assert!(body(r#"{"text":"a","txt":"b"}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("txt"));
+        assert!(body(r#"{"text":"a","offset":"ten"}"#).is_err());
+        let field = |name: &str, value: &'static str| SearchOptions::from_fields(move |n| (n == name).then_some(value));
+        assert!(field("top_k", "ten").is_err());
+        assert!(field("min_score", "x").is_err());
+        assert!(field("min_score_ratio", "most").is_err());
+        let parsed = field("min_score_ratio", " 0.8 ").unwrap();
         assert_eq!(parsed.check().unwrap().min_score_ratio, Some(0.8));
-    }
-
-    #[test]
-    fn the_relative_cut_keeps_hits_near_the_best() {
-        let hit = |score: f32| SearchHit {
-            id: format!("{score}"),
-            score,
-            locations: Vec::new(),
-            content_type: String::new(),
-            width: 0,
-            height: 0,
-            byte_size: 0,
-        };
-        let scores = |hits: &[SearchHit]| hits.iter().map(|h| h.score).collect::<Vec<_>>();
-        let mut hits = vec![hit(0.30), hit(0.28), hit(0.26), hit(0.20)];
-        cut_relative(&mut hits, Some(0.9));
-        assert_eq!(scores(&hits), [0.30, 0.28], "0.9 x 0.30 = 0.27");
-        let mut none = vec![hit(0.30), hit(0.10)];
-        cut_relative(&mut none, None);
-        assert_eq!(none.len(), 2);
-        // No share of a best score at or below 0: nothing is cut.
-        let mut negative = vec![hit(-0.05), hit(-0.30)];
-        cut_relative(&mut negative, Some(0.9));
-        assert_eq!(negative.len(), 2);
-        let mut empty = Vec::new();
-        cut_relative(&mut empty, Some(0.5));
-        assert!(empty.is_empty());
     }
 
     #[test]
@@ -1086,8 +1020,11 @@ mod tests {
 
         let filtered = s
             .search(SearchParams {
-                prefix: Some("dir0/".into()),
-                min_score: Some(-0.5),
+                options: CheckedOptions {
+                    prefix: Some("dir0/".into()),
+                    min_score: Some(-0.5),
+                    ..Default::default()
+                },
                 ..SearchParams::new(Query::Image(vec![1]))
             })
             .await

@@ -5,13 +5,14 @@ use crate::clip::Encoder;
 use crate::objects::{ObjectSource, Presigner};
 use crate::status::{status_of, IngestStatus, StatusStore};
 use crate::store::{ImageIndex, Location};
+use crate::thumbnail::ThumbnailStore;
 use crate::{Error, Result};
 
 impl<E, I, O> Searcher<E, I, O>
 where
     E: Encoder + 'static,
     I: ImageIndex,
-    O: ObjectSource + Presigner + StatusStore,
+    O: ObjectSource + Presigner + StatusStore + ThumbnailStore,
 {
     /// Indexed, refused, failing or unknown. Only the configured bucket is answered for (the
     /// function's role reads no other); `bucket` may be left out.

@@ -122,6 +122,18 @@ impl ImageIndex for LazyMilvus {
         self.connected().await?.objects_in(range, limit).await
     }
 
+    async fn rows_with_id_prefix(
+        &self,
+        id_prefix: &str,
+        key_prefix: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<IndexedObject>>> {
+        self.connected()
+            .await?
+            .rows_with_id_prefix(id_prefix, key_prefix, limit)
+            .await
+    }
+
     async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>> {
         self.connected().await?.search(request).await
     }

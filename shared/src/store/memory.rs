@@ -102,6 +102,21 @@ impl ImageIndex for MemoryIndex {
         Ok(rows)
     }
 
+    async fn rows_with_id_prefix(
+        &self,
+        id_prefix: &str,
+        key_prefix: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<IndexedObject>>> {
+        let rows: Vec<IndexedObject> = self
+            .lock()?
+            .values()
+            .filter(|r| r.id.starts_with(id_prefix) && key_prefix.is_none_or(|p| r.location.key.starts_with(p)))
+            .cloned()
+            .collect();
+        Ok((rows.len() <= limit).then_some(rows))
+    }
+
     async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>> {
         validate_search(request)?;
         validate_vector(&request.vector, &self.spec)?;
@@ -110,7 +125,7 @@ impl ImageIndex for MemoryIndex {
         let rows = self.lock()?;
         let matching: HashSet<&str> = rows
             .values()
-            .filter(|r| prefix.is_none_or(|p| r.location.key.starts_with(p)))
+            .filter(|r| prefix.is_none_or(|p| r.location.key.starts_with(p)) && request.filter.matches(r))
             .map(|r| r.id.as_str())
             .collect();
         let contents = group_rows(rows.values().cloned().collect());
@@ -125,9 +140,10 @@ impl ImageIndex for MemoryIndex {
                 width: r.width,
                 height: r.height,
                 byte_size: r.byte_size,
+                captured: r.captured,
             })
             .collect();
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
         hits.truncate(request.top_k);
         hits.retain(|h| request.min_score.is_none_or(|min| h.score >= min));
         Ok(hits)
@@ -152,6 +168,10 @@ mod tests {
             height: 3,
             byte_size: 4,
             ingested_at_ms: 5,
+            captured: crate::capture::CaptureTime {
+                ms: 1,
+                source: crate::capture::CaptureSource::Exif,
+            },
             model: "m".into(),
         }
     }

@@ -16,6 +16,7 @@ use super::{
     filter, group_rows, matching_first, normalize_id, schema, validate_object, validate_search, validate_vector,
     ImageIndex, ImageRecord, IndexedObject, KeyRange, Location, MilvusIndex, SearchHit, SearchRequest,
 };
+use crate::capture::{CaptureSource, CaptureTime};
 use crate::{Error, Result};
 
 /// Most rows one query returns (Milvus's own cap on limit + offset).
@@ -118,6 +119,8 @@ impl MilvusIndex {
             schema::WIDTH,
             schema::HEIGHT,
             schema::BYTE_SIZE,
+            schema::CAPTURED_MS,
+            schema::CAPTURED_FROM,
         ];
         let mut builder = milvus::v2::request::dql::SearchRequest::builder()
             .collection_name(self.collection())
@@ -148,11 +151,20 @@ impl MilvusIndex {
                         width: super::milvus_rows::clamp_u32(columns.int(schema::WIDTH, row)?),
                         height: super::milvus_rows::clamp_u32(columns.int(schema::HEIGHT, row)?),
                         byte_size: u64::try_from(columns.int(schema::BYTE_SIZE, row)?).unwrap_or(0),
+                        captured: CaptureTime {
+                            ms: columns.int(schema::CAPTURED_MS, row)?,
+                            source: CaptureSource::parse(&columns.string(schema::CAPTURED_FROM, row)?),
+                        },
                     },
                 ));
             }
         }
-        rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // Equal scores in a stable order (content, then key), so pages of one search agree.
+        rows.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| a.1.id.cmp(&b.1.id))
+                .then_with(|| a.1.location.cmp(&b.1.location))
+        });
         Ok(rows)
     }
 
@@ -194,6 +206,7 @@ struct RankedRow {
     width: u32,
     height: u32,
     byte_size: u64,
+    captured: CaptureTime,
 }
 
 impl ImageIndex for MilvusIndex {
@@ -278,6 +291,27 @@ impl ImageIndex for MilvusIndex {
         Ok(rows)
     }
 
+    async fn rows_with_id_prefix(
+        &self,
+        id_prefix: &str,
+        key_prefix: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<IndexedObject>>> {
+        if id_prefix.len() > 64 || !id_prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::InvalidRequest(format!("{id_prefix:?} is not a hex id prefix")));
+        }
+        self.ready().await?;
+        let mut clauses: Vec<String> = filter::starts_with(schema::ID, &id_prefix.to_ascii_lowercase())?
+            .into_iter()
+            .collect();
+        clauses.extend(filter::starts_with(schema::KEY, key_prefix.unwrap_or(""))?);
+        let limit = limit.min(MAX_QUERY_ROWS - 1);
+        let rows = self
+            .query_rows(Read::ServesSearch, filter::and_all(&clauses), true, limit + 1)
+            .await?;
+        Ok((rows.len() <= limit).then_some(rows))
+    }
+
     async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>> {
         validate_search(request)?;
         validate_vector(&request.vector, &self.spec)?;
@@ -289,6 +323,7 @@ impl ImageIndex for MilvusIndex {
         if let Some(prefix) = request.key_prefix.as_deref() {
             base.extend(filter::starts_with(schema::KEY, prefix)?);
         }
+        base.extend(request.filter.clauses()?);
 
         // Rows of one content have the same vector, so they rank side by side; each round asks
         // for the contents not seen yet, so a content under thousands of keys costs rounds, not
@@ -323,6 +358,7 @@ impl ImageIndex for MilvusIndex {
                         width: row.width,
                         height: row.height,
                         byte_size: row.byte_size,
+                        captured: row.captured,
                     });
                     if hits.len() == request.top_k {
                         break 'rounds;

@@ -8,6 +8,7 @@ use milvus::v2::prelude::FieldData;
 
 use super::schema;
 use super::{IndexedObject, Location};
+use crate::capture::{CaptureSource, CaptureTime};
 use crate::{Error, Result};
 
 pub(crate) fn clamp_u32(v: i64) -> u32 {
@@ -90,6 +91,10 @@ impl<'a> Columns<'a> {
             modified_ms: self.int(schema::MODIFIED_MS, row)?,
             ingested_at_ms: self.int(schema::INGESTED_AT_MS, row)?,
             model: self.string(schema::MODEL, row)?,
+            captured: CaptureTime {
+                ms: self.int(schema::CAPTURED_MS, row)?,
+                source: CaptureSource::parse(&self.string(schema::CAPTURED_FROM, row)?),
+            },
         })
     }
 
@@ -125,6 +130,8 @@ pub(crate) fn encode(rows: &[IndexedObject]) -> Vec<FieldData> {
         ints(schema::MODIFIED_MS, &|r| r.modified_ms),
         ints(schema::INGESTED_AT_MS, &|r| r.ingested_at_ms),
         strings(schema::MODEL, &|r| r.model.clone()),
+        ints(schema::CAPTURED_MS, &|r| r.captured.ms),
+        strings(schema::CAPTURED_FROM, &|r| r.captured.source.as_str().to_owned()),
     ]
 }
 
@@ -264,6 +271,10 @@ mod tests {
             etag: "\"x\"".into(),
             modified_ms: 6,
             ingested_at_ms: 7,
+            captured: crate::capture::CaptureTime {
+                ms: 1,
+                source: crate::capture::CaptureSource::Exif,
+            },
             model: "m".into(),
         };
         let columns = encode(std::slice::from_ref(&row));

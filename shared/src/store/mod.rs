@@ -16,16 +16,22 @@ mod memory;
 mod milvus;
 mod milvus_index;
 mod milvus_rows;
+mod row_filter;
 mod schema;
 
 pub use lazy::LazyMilvus;
 pub use memory::MemoryIndex;
 pub use milvus::{MilvusIndex, ServedSegment};
+pub use row_filter::RowFilter;
 
+use crate::capture::CaptureTime;
 use crate::{Error, Result};
 
-/// Largest `top_k` a search may ask for.
+/// Largest `top_k` a search may ask for (one page of results).
 pub const MAX_TOP_K: usize = 100;
+/// Most ranked contents one index search returns: a page's offset plus its size stay within
+/// this, and a date sort orders at most this many of the most relevant.
+pub const MAX_RESULT_WINDOW: usize = 1000;
 /// Longest S3 key (bytes), as S3 itself allows.
 pub const MAX_KEY_BYTES: usize = 1024;
 /// Longest bucket name (bytes): S3 allows 63; other S3-compatible stores are given some room.
@@ -91,6 +97,8 @@ pub struct ImageRecord {
     pub ingested_at_ms: i64,
     /// Name of the model that produced `embedding`.
     pub model: String,
+    /// When the photo was taken (as its first-listed object's row says).
+    pub captured: CaptureTime,
 }
 
 /// One object's row: what the object at `location` held when it was last indexed.
@@ -112,6 +120,8 @@ pub struct IndexedObject {
     /// When this row was written (ms since the epoch).
     pub ingested_at_ms: i64,
     pub model: String,
+    /// When the photo was taken, and whether EXIF or the last-modified time said so.
+    pub captured: CaptureTime,
 }
 
 impl IndexedObject {
@@ -129,6 +139,7 @@ impl IndexedObject {
             modified_ms: record.ingested_at_ms,
             ingested_at_ms: record.ingested_at_ms,
             model: record.model.clone(),
+            captured: record.captured,
         }
     }
 }
@@ -157,7 +168,7 @@ impl KeyRange {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SearchRequest {
     pub vector: Vec<f32>,
-    /// 1..=[`MAX_TOP_K`].
+    /// 1..=[`MAX_RESULT_WINDOW`].
     pub top_k: usize,
     /// Drop hits whose cosine similarity is below this.
     pub min_score: Option<f32>,
@@ -165,6 +176,8 @@ pub struct SearchRequest {
     pub key_prefix: Option<String>,
     /// Leave this id out ("more like this" should not return the image itself).
     pub exclude_id: Option<String>,
+    /// Only rows whose scalars pass (content type, size, capture time).
+    pub filter: RowFilter,
 }
 
 /// One search result, best first.
@@ -179,6 +192,8 @@ pub struct SearchHit {
     pub width: u32,
     pub height: u32,
     pub byte_size: u64,
+    /// The capture time of the row that ranked.
+    pub captured: CaptureTime,
 }
 
 /// What the configured encoder produces, and therefore what the collection must hold.
@@ -224,10 +239,24 @@ pub trait ImageIndex {
     /// The rows in a key range (without vectors), for reconcile. At most `limit` rows; a range
     /// holding more is an error rather than a silent cut.
     async fn objects_in(&self, range: &KeyRange, limit: usize) -> Result<Vec<IndexedObject>>;
+    /// The rows, with their vectors, whose content id starts with `id_prefix` (hex) and, when
+    /// given, whose key starts with `key_prefix`; `None` when more than `limit` match, so the
+    /// caller splits the id range (a scan of everything in bounded reads: duplicates).
+    async fn rows_with_id_prefix(
+        &self,
+        id_prefix: &str,
+        key_prefix: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<IndexedObject>>>;
     /// The `top_k` best distinct contents.
     async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>>;
     /// Number of rows (indexed objects).
     async fn count(&self) -> Result<u64>;
+
+    /// [`ImageIndex::search`] of a request it owns, for futures that must not borrow one.
+    async fn search_owned(&self, request: SearchRequest) -> Result<Vec<SearchHit>> {
+        self.search(&request).await
+    }
 
     /// Writes one row per location of a content record (bulk loads, tests).
     async fn upsert(&self, record: ImageRecord) -> Result<()> {
@@ -273,9 +302,9 @@ pub fn validate_vector(vector: &[f32], spec: &IndexSpec) -> Result<()> {
 
 /// Checks a search request's parameters (not the vector).
 pub fn validate_search(request: &SearchRequest) -> Result<()> {
-    if !(1..=MAX_TOP_K).contains(&request.top_k) {
+    if !(1..=MAX_RESULT_WINDOW).contains(&request.top_k) {
         return Err(Error::InvalidRequest(format!(
-            "top_k must be in 1..={MAX_TOP_K}, got {}",
+            "top_k must be in 1..={MAX_RESULT_WINDOW}, got {}",
             request.top_k
         )));
     }
@@ -345,6 +374,7 @@ pub(crate) fn group_rows(rows: Vec<IndexedObject>) -> Vec<ImageRecord> {
                         byte_size: row.byte_size,
                         ingested_at_ms: row.ingested_at_ms,
                         model: row.model,
+                        captured: row.captured,
                     },
                 );
             }
@@ -410,9 +440,9 @@ mod tests {
             ..Default::default()
         };
         assert!(validate_search(&request).is_ok());
-        request.top_k = 100;
+        request.top_k = MAX_RESULT_WINDOW;
         assert!(validate_search(&request).is_ok());
-        for bad in [0, 101] {
+        for bad in [0, MAX_RESULT_WINDOW + 1] {
             request.top_k = bad;
             assert!(matches!(validate_search(&request), Err(Error::InvalidRequest(_))));
         }
@@ -431,6 +461,10 @@ mod tests {
             modified_ms: 0,
             ingested_at_ms: 7,
             model: "m".into(),
+            captured: CaptureTime {
+                ms: 0,
+                source: crate::capture::CaptureSource::Modified,
+            },
         }
     }
 

@@ -26,6 +26,8 @@ pub const ETAG: &str = "etag";
 pub const MODIFIED_MS: &str = "modified_ms";
 pub const INGESTED_AT_MS: &str = "ingested_at_ms";
 pub const MODEL: &str = "model";
+pub const CAPTURED_MS: &str = "captured_ms";
+pub const CAPTURED_FROM: &str = "captured_from";
 
 /// Collection property naming the model whose vectors the collection holds.
 pub const MODEL_PROPERTY: &str = "clipsearch.model";
@@ -35,11 +37,12 @@ pub const MODEL_PROPERTY: &str = "clipsearch.model";
 pub const TEXT_MODEL_PROPERTY: &str = "clipsearch.text_model";
 /// Collection property with the layout version of this schema.
 pub const SCHEMA_VERSION_PROPERTY: &str = "clipsearch.schema_version";
-/// 1: one record per content with a location list (clipsearch 0.1); 2: one row per object.
-pub const SCHEMA_VERSION: &str = "2";
+/// 1: one record per content with a location list (clipsearch 0.1); 2: one row per object;
+/// 3: and its capture time.
+pub const SCHEMA_VERSION: &str = "3";
 
 /// Every field except the vector: what listings and point reads return.
-pub const METADATA_FIELDS: [&str; 12] = [
+pub const METADATA_FIELDS: [&str; 14] = [
     LOCATION,
     BUCKET,
     KEY,
@@ -52,6 +55,8 @@ pub const METADATA_FIELDS: [&str; 12] = [
     MODIFIED_MS,
     INGESTED_AT_MS,
     MODEL,
+    CAPTURED_MS,
+    CAPTURED_FROM,
 ];
 
 /// The primary key of an object's row.
@@ -95,7 +100,9 @@ pub fn collection_schema(spec: &IndexSpec) -> Result<CollectionSchema> {
         .add_field(string(ETAG, 255))
         .add_field(int(MODIFIED_MS))
         .add_field(int(INGESTED_AT_MS))
-        .add_field(string(MODEL, 255)))
+        .add_field(string(MODEL, 255))
+        .add_field(int(CAPTURED_MS).description("when the photo was taken, ms since the epoch"))
+        .add_field(string(CAPTURED_FROM, 16).description("exif, exif_local or modified")))
 }
 
 pub fn description(spec: &IndexSpec) -> String {
@@ -157,6 +164,14 @@ pub fn check_existing(name: &str, desc: &CollectionDesc, spec: &IndexSpec) -> Re
         .get(SCHEMA_VERSION_PROPERTY)
         .map(String::as_str)
         .unwrap_or("1");
+    if version == "2" {
+        return Err(Error::SchemaMismatch(format!(
+            "collection {name:?} has schema version 2, without capture times. Point \
+             MILVUS_COLLECTION at a new name and run `clipsearch reconcile s3://BUCKET/PREFIX \
+             --apply` (or `clipsearch index`) to fill it from the bucket, then drop the old \
+             collection"
+        )));
+    }
     if version != SCHEMA_VERSION || !fields.contains_key(LOCATION) {
         return Err(Error::SchemaMismatch(format!(
             "collection {name:?} has the layout of clipsearch 0.1 (one record per content with a \
@@ -199,6 +214,8 @@ pub fn check_existing(name: &str, desc: &CollectionDesc, spec: &IndexSpec) -> Re
         (MODIFIED_MS, DataType::Int64),
         (INGESTED_AT_MS, DataType::Int64),
         (MODEL, DataType::VarChar),
+        (CAPTURED_MS, DataType::Int64),
+        (CAPTURED_FROM, DataType::VarChar),
     ];
     for (field, data_type) in expected {
         match fields.get(field) {
