@@ -29,20 +29,6 @@ fn png(image: &image::RgbImage) -> Vec<u8> {
     out.into_inner()
 }
 
-fn jpeg(image: &image::RgbImage, quality: i32) -> Vec<u8> {
-    let mut compressor = turbojpeg::Compressor::new().unwrap();
-    compressor.set_quality(quality).unwrap();
-    compressor
-        .compress_to_vec(turbojpeg::Image {
-            pixels: image.as_raw().as_slice(),
-            width: image.width() as usize,
-            pitch: image.width() as usize * 3,
-            height: image.height() as usize,
-            format: turbojpeg::PixelFormat::RGB,
-        })
-        .unwrap()
-}
-
 /// The synthetic set mixes JPEG, PNG and WebP; the image crate here decodes all but JPEG.
 fn decode(bytes: &[u8]) -> image::RgbImage {
     if bytes.starts_with(&[0xFF, 0xD8]) {
@@ -134,7 +120,7 @@ async fn planted_copies_are_found_with_measured_precision_and_recall() {
         let copies = [
             ("exact", bytes.clone()),
             ("half", png(&half)),
-            ("q70.jpg", jpeg(&original, 70)),
+            ("q70.jpg", common::jpeg(&original, 70)),
             ("cropped", png(&cropped)),
         ];
         for (what, copy) in copies {

@@ -63,20 +63,6 @@ fn quadrants(run: u64) -> RgbImage {
     image
 }
 
-fn jpeg(image: &RgbImage) -> Vec<u8> {
-    let mut compressor = turbojpeg::Compressor::new().unwrap();
-    compressor.set_quality(92).unwrap();
-    compressor
-        .compress_to_vec(turbojpeg::Image {
-            pixels: image.as_raw().as_slice(),
-            width: image.width() as usize,
-            pitch: image.width() as usize * 3,
-            height: image.height() as usize,
-            format: turbojpeg::PixelFormat::RGB,
-        })
-        .unwrap()
-}
-
 fn png(width: u32, height: u32, run: u64) -> Vec<u8> {
     let image = RgbImage::from_fn(width, height, |x, y| {
         image::Rgb([(x * 7) as u8, (y * 3) as u8, run as u8])
@@ -117,7 +103,7 @@ fn id(bytes: &[u8]) -> String {
 
 /// The 8 EXIF orientations with dates (with and without offsets, and none), and two PNGs.
 fn photos(prefix: &str, run: u64) -> Vec<Photo> {
-    let stored = jpeg(&quadrants(run));
+    let stored = common::jpeg(&quadrants(run), 92);
     // (DateTimeOriginal, OffsetTimeOriginal, expected captured_at and captured_from)
     type Dated = (
         Option<&'static str>,

@@ -4,9 +4,9 @@
 //! brought the content in, under a prefix whose keys carry no image suffix, so the bucket
 //! notification never sends them to ingest.
 
-use image::imageops::FilterType;
 use image::RgbImage;
 
+use crate::clip::model_dir::Resample;
 use crate::{Error, Result};
 
 /// Longest side of a thumbnail, in pixels (a smaller original keeps its size).
@@ -20,11 +20,9 @@ pub const DEFAULT_THUMBNAIL_PREFIX: &str = ".clipsearch/thumbnails/";
 /// The JPEG thumbnail of an upright image: its long side scaled down to at most `edge`.
 pub fn encode_thumbnail(rgb: &RgbImage, edge: u32) -> Result<Vec<u8>> {
     let (w, h) = thumbnail_size(rgb.width(), rgb.height(), edge);
-    let small = if (w, h) == rgb.dimensions() {
-        rgb.clone()
-    } else {
-        image::imageops::resize(rgb, w, h, FilterType::Triangle)
-    };
+    // Pillow's bicubic, SIMD (the same resampler as the model's crops): a third of the time
+    // of the image crate's triangle filter on a 2000×1500 decode.
+    let small = crate::clip::preprocess::resize(rgb, w, h, Resample::Bicubic)?;
     let failed = |e: turbojpeg::Error| Error::Inference(format!("thumbnail encoding failed: {e}"));
     let mut compressor = turbojpeg::Compressor::new().map_err(failed)?;
     compressor.set_quality(JPEG_QUALITY).map_err(failed)?;

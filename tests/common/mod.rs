@@ -50,6 +50,21 @@ pub fn png(seed: u32, width: u32, height: u32) -> Vec<u8> {
 }
 
 /// The venv's Python, where the reference pipeline lives (`make setup` creates it).
+/// An RGB image as a baseline JPEG of this quality (libjpeg-turbo, as Pillow writes them).
+pub fn jpeg(image: &image::RgbImage, quality: i32) -> Vec<u8> {
+    let mut compressor = turbojpeg::Compressor::new().unwrap();
+    compressor.set_quality(quality).unwrap();
+    compressor
+        .compress_to_vec(turbojpeg::Image {
+            pixels: image.as_raw().as_slice(),
+            width: image.width() as usize,
+            pitch: image.width() as usize * 3,
+            height: image.height() as usize,
+            format: turbojpeg::PixelFormat::RGB,
+        })
+        .unwrap()
+}
+
 pub fn python() -> PathBuf {
     std::env::var_os("CLIPSEARCH_PYTHON")
         .map(PathBuf::from)

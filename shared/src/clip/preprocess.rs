@@ -88,7 +88,8 @@ fn filter(resample: Resample) -> ResizeAlg {
     }
 }
 
-fn resize(rgb: &RgbImage, width: u32, height: u32, resample: Resample) -> Result<RgbImage> {
+/// Resizes as Pillow's `Image.resize` does (also used for thumbnails).
+pub(crate) fn resize(rgb: &RgbImage, width: u32, height: u32, resample: Resample) -> Result<RgbImage> {
     let (src_w, src_h) = rgb.dimensions();
     if (width, height) == (src_w, src_h) {
         return Ok(rgb.clone());

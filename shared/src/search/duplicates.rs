@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::options::parse_field;
 use super::{ms, Searcher};
 use crate::clip::Encoder;
 use crate::duplicates::{duplicate_groups, DuplicateGroup, DEFAULT_THRESHOLD};
@@ -49,25 +50,9 @@ pub struct DuplicatesPage {
 impl DuplicatesRequest {
     /// From a query string's fields; a value that does not parse is a 400 naming it.
     pub fn from_fields<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Self> {
-        let text = |name: &str| get(name).map(str::trim).filter(|v| !v.is_empty());
-        let parse = |name: &str| {
-            text(name)
-                .map(|v| {
-                    v.parse::<f64>()
-                        .map_err(|_| Error::InvalidRequest(format!("{name} must be a number, got {v:?}")))
-                })
-                .transpose()
-        };
-        let integer = |name: &str| {
-            text(name)
-                .map(|v| {
-                    v.parse::<i64>()
-                        .map_err(|_| Error::InvalidRequest(format!("{name} must be an integer, got {v:?}")))
-                })
-                .transpose()
-        };
+        let integer = |name: &str| parse_field::<i64>(name, get(name), "an integer");
         Ok(Self {
-            threshold: parse("threshold")?,
+            threshold: parse_field::<f64>("threshold", get("threshold"), "a number")?,
             prefix: get("prefix").filter(|p| !p.is_empty()).map(str::to_owned),
             offset: integer("offset")?,
             limit: integer("limit")?,

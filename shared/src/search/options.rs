@@ -74,6 +74,19 @@ fn bad(message: String) -> Error {
     Error::InvalidRequest(message)
 }
 
+/// A text field's value (a query string's, a form's) as a `T`, `what` naming the kind for the
+/// message; blank is absent, anything that does not parse a bad request naming the field.
+pub(crate) fn parse_field<T: std::str::FromStr>(name: &str, value: Option<&str>, what: &str) -> Result<Option<T>> {
+    value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|_| bad(format!("{name} must be {what}, got {v:?}")))
+        })
+        .transpose()
+}
+
 impl SearchOptions {
     /// The option names, as query-string parameters and form fields.
     pub const FIELDS: [&'static str; 11] = [
@@ -94,22 +107,8 @@ impl SearchOptions {
     /// value that does not parse is a bad request naming the field, never silently the default.
     pub fn from_fields<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Self> {
         let text = |name: &str| get(name).map(str::trim).filter(|v| !v.is_empty());
-        let integer = |name: &str| {
-            text(name)
-                .map(|v| {
-                    v.parse::<i64>()
-                        .map_err(|_| bad(format!("{name} must be an integer, got {v:?}")))
-                })
-                .transpose()
-        };
-        let number = |name: &str| {
-            text(name)
-                .map(|v| {
-                    v.parse::<f64>()
-                        .map_err(|_| bad(format!("{name} must be a number, got {v:?}")))
-                })
-                .transpose()
-        };
+        let integer = |name: &str| parse_field::<i64>(name, get(name), "an integer");
+        let number = |name: &str| parse_field::<f64>(name, get(name), "a number");
         let owned = |name: &str| text(name).map(str::to_owned);
         Ok(Self {
             top_k: integer("top_k")?,
