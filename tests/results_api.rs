@@ -442,4 +442,19 @@ async fn pages_return_every_result_exactly_once_in_every_order() {
         let message = answer.body["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(name), "{query}: {message}");
     }
+    let long_prefix = "p".repeat(1025);
+    for (query, name) in [
+        ("threshold=2".to_owned(), "threshold"),
+        ("threshold=most".to_owned(), "threshold"),
+        ("limit=0".to_owned(), "limit"),
+        ("limit=101".to_owned(), "limit"),
+        ("offset=-1".to_owned(), "offset"),
+        ("prefix=a%00b".to_owned(), "prefix"),
+        (format!("prefix={long_prefix}"), "prefix"),
+    ] {
+        let answer = call(Method::GET, &format!("/duplicates?{query}"), None, Vec::new()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{query}");
+        let message = answer.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(name), "{query}: {message}");
+    }
 }

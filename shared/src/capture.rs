@@ -176,19 +176,11 @@ mod tests {
     use super::testing::{exif_block, with_exif};
     use super::*;
 
+    /// A small JPEG without EXIF (a thumbnail of an image already under the edge is just its
+    /// JPEG).
     fn jpeg() -> Vec<u8> {
         let image = image::RgbImage::from_pixel(16, 8, image::Rgb([200, 30, 30]));
-        let mut compressor = turbojpeg::Compressor::new().unwrap();
-        compressor.set_quality(90).unwrap();
-        compressor
-            .compress_to_vec(turbojpeg::Image {
-                pixels: image.as_raw().as_slice(),
-                width: 16,
-                pitch: 48,
-                height: 8,
-                format: turbojpeg::PixelFormat::RGB,
-            })
-            .unwrap()
+        crate::thumbnail::encode_thumbnail(&image, crate::thumbnail::THUMBNAIL_EDGE).unwrap()
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{group_rows, ImageIndex, ImageRecord, IndexedObject, SearchHit, SearchRequest};
+use crate::store::{cosine, group_rows, ImageIndex, ImageRecord, IndexedObject, SearchHit, SearchRequest};
 use crate::{Error, Result};
 
 /// Cosine above which two contents are near-duplicates unless the caller says otherwise.
@@ -194,17 +194,6 @@ fn group_of(contents: &[ImageRecord], mut members: Vec<usize>) -> Option<Duplica
         kind: kind.to_owned(),
         members,
     })
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let denominator = norm(a) * norm(b);
-    if denominator > 0.0 {
-        dot / denominator
-    } else {
-        0.0
-    }
 }
 
 struct UnionFind(Vec<usize>);

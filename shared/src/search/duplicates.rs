@@ -12,7 +12,7 @@ use crate::clip::Encoder;
 use crate::duplicates::{duplicate_groups, DuplicateGroup, DEFAULT_THRESHOLD};
 use crate::objects::{ObjectSource, Presigner};
 use crate::status::StatusStore;
-use crate::store::{ImageIndex, Location, MAX_KEY_BYTES};
+use crate::store::{validate_key_prefix, ImageIndex, Location};
 use crate::thumbnail::ThumbnailStore;
 use crate::{Error, Result};
 
@@ -93,11 +93,7 @@ where
             }
         };
         if let Some(prefix) = &request.prefix {
-            if prefix.len() > MAX_KEY_BYTES || prefix.contains('\0') {
-                return Err(Error::InvalidRequest(format!(
-                    "prefix must be at most {MAX_KEY_BYTES} bytes without NUL"
-                )));
-            }
+            validate_key_prefix(prefix, "prefix")?;
         }
         let (all, scanned) = duplicate_groups(&self.index, request.prefix.as_deref(), threshold, max_contents).await?;
         let total_groups = all.len();

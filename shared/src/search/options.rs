@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::DEFAULT_TOP_K;
 use crate::capture::parse_time;
-use crate::store::{RowFilter, SearchHit, MAX_KEY_BYTES, MAX_RESULT_WINDOW, MAX_TOP_K};
+use crate::store::{validate_key_prefix, RowFilter, SearchHit, MAX_RESULT_WINDOW, MAX_TOP_K};
 use crate::{Error, Result};
 
 /// The order of results.
@@ -179,9 +179,7 @@ impl SearchOptions {
             }
         };
         if let Some(prefix) = &self.prefix {
-            if prefix.len() > MAX_KEY_BYTES || prefix.contains('\0') {
-                return Err(bad(format!("prefix must be at most {MAX_KEY_BYTES} bytes without NUL")));
-            }
+            validate_key_prefix(prefix, "prefix")?;
         }
         let sort = match self.sort.as_deref().map(str::trim) {
             None | Some("") | Some("relevance") => Sort::Relevance,

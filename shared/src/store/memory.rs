@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
 use super::{
-    group_rows, matching_first, normalize_id, validate_object, validate_search, validate_vector, ImageIndex,
+    cosine, group_rows, matching_first, normalize_id, validate_object, validate_search, validate_vector, ImageIndex,
     ImageRecord, IndexSpec, IndexedObject, KeyRange, Location, SearchHit, SearchRequest,
 };
 use crate::{Error, Result};
@@ -33,17 +33,6 @@ impl MemoryIndex {
         self.rows
             .lock()
             .map_err(|_| Error::Store("memory index poisoned".into()))
-    }
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na * nb)
     }
 }
 

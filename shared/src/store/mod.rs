@@ -300,6 +300,28 @@ pub fn validate_vector(vector: &[f32], spec: &IndexSpec) -> Result<()> {
     Ok(())
 }
 
+/// Cosine similarity of two vectors; 0 when either is all zeros.
+pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
+}
+
+/// Checks a key prefix a caller gave (`name` is what the caller calls it): a possible key.
+pub fn validate_key_prefix(prefix: &str, name: &str) -> Result<()> {
+    if prefix.len() > MAX_KEY_BYTES || prefix.contains('\0') {
+        return Err(Error::InvalidRequest(format!(
+            "{name} must be at most {MAX_KEY_BYTES} bytes without NUL"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a search request's parameters (not the vector).
 pub fn validate_search(request: &SearchRequest) -> Result<()> {
     if !(1..=MAX_RESULT_WINDOW).contains(&request.top_k) {
@@ -314,11 +336,7 @@ pub fn validate_search(request: &SearchRequest) -> Result<()> {
         }
     }
     if let Some(prefix) = &request.key_prefix {
-        if prefix.len() > MAX_KEY_BYTES || prefix.contains('\0') {
-            return Err(Error::InvalidRequest(format!(
-                "key_prefix must be at most {MAX_KEY_BYTES} bytes without NUL"
-            )));
-        }
+        validate_key_prefix(prefix, "key_prefix")?;
     }
     Ok(())
 }

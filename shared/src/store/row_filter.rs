@@ -20,10 +20,6 @@ pub struct RowFilter {
 }
 
 impl RowFilter {
-    pub fn is_empty(&self) -> bool {
-        *self == RowFilter::default()
-    }
-
     pub fn matches(&self, row: &IndexedObject) -> bool {
         (self.content_types.is_empty() || self.content_types.contains(&row.content_type))
             && self.min_width.is_none_or(|w| row.width >= w)
