@@ -32,11 +32,8 @@ PORT="${LAMBDA_PORT:-9000}"
 HOME_DIR="${LAMBDA_HOME:-$ROOT/.local/lambda/$PORT}"
 START_TIMEOUT="${LAMBDA_START_TIMEOUT:-900}"
 CARGO_LAMBDA="${CARGO_LAMBDA:-$ROOT/.venv/bin/cargo-lambda}"
-PIDFILE="$HOME_DIR/lambda.pid"
-LOG="$HOME_DIR/lambda.log"
 URL="http://127.0.0.1:$PORT"
 
-SERVICE=lambda.sh
 WHERE=$URL
 # shellcheck source=lib/service.sh
 source "$ROOT/scripts/lib/service.sh"
@@ -47,10 +44,7 @@ ready() { curl -sS --max-time 2 -o /dev/null "$URL/" 2>/dev/null; }
 cmd_up() {
   if already_up; then return 0; fi
   require_free_ports LAMBDA_PORT "$PORT"
-  if [[ ! -x "$CARGO_LAMBDA" ]]; then
-    log "cargo-lambda not found at $CARGO_LAMBDA (run: make setup)"
-    return 1
-  fi
+  require_executable "$CARGO_LAMBDA" cargo-lambda
 
   mkdir -p "$HOME_DIR"
   # Build first, in the foreground: the emulator would otherwise compile on the first

@@ -18,10 +18,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PORT="${MILVUS_LITE_PORT:-19650}"
 HOME_DIR="${MILVUS_LITE_HOME:-$ROOT/.local/milvus-lite/$PORT}"
 VENV="${MILVUS_LITE_VENV:-$ROOT/.venv-milvus-lite}"
-PIDFILE="$HOME_DIR/milvus-lite.pid"
-LOG="$HOME_DIR/milvus-lite.log"
-
-SERVICE=milvus-lite.sh
 USAGE="up [--fresh]|down|status"
 WHERE="grpc 127.0.0.1:$PORT"
 # shellcheck source=lib/service.sh
@@ -35,10 +31,7 @@ cmd_up() {
   fresh_option_only "$fresh" || return 2
   if already_up; then return 0; fi
   require_free_ports MILVUS_LITE_PORT "$PORT"
-  if [[ ! -x "$VENV/bin/milvus-lite" ]]; then
-    log "milvus-lite is not installed in $VENV (run: make setup)"
-    return 1
-  fi
+  require_executable "$VENV/bin/milvus-lite" milvus-lite
   mkdir -p "$HOME_DIR"
   [[ "$fresh" == "--fresh" ]] && rm -rf "$HOME_DIR/data"
   : >"$LOG"

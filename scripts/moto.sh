@@ -19,11 +19,8 @@ PORT="${MOTO_PORT:-5000}"
 HOME_DIR="${MOTO_HOME:-$ROOT/.local/moto/$PORT}"
 START_TIMEOUT="${MOTO_START_TIMEOUT:-60}"
 VENV="${MOTO_VENV:-$ROOT/.venv}"
-PIDFILE="$HOME_DIR/moto.pid"
-LOG="$HOME_DIR/moto.log"
 URL="http://127.0.0.1:$PORT"
 
-SERVICE=moto.sh
 WHERE=$URL
 # shellcheck source=lib/service.sh
 source "$ROOT/scripts/lib/service.sh"
@@ -34,10 +31,7 @@ ready() { curl -fsS --max-time 2 -o /dev/null "$URL/moto-api/" 2>/dev/null; }
 cmd_up() {
   if already_up; then return 0; fi
   require_free_ports MOTO_PORT "$PORT"
-  if [[ ! -x "$VENV/bin/moto_server" ]]; then
-    log "moto_server is not installed in $VENV (run: make setup)"
-    return 1
-  fi
+  require_executable "$VENV/bin/moto_server" moto_server
 
   mkdir -p "$HOME_DIR"
   : >"$LOG"

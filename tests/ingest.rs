@@ -440,12 +440,10 @@ impl ImageIndex for StopsAfter {
     }
     async fn rows_with_id_prefix(
         &self,
-        id_prefix: &str,
-        key_prefix: Option<&str>,
-        limit: usize,
+        scan: &clipsearch::store::IdPrefixScan<'_>,
     ) -> Result<Option<Vec<IndexedObject>>> {
         self.gate()?;
-        self.inner.rows_with_id_prefix(id_prefix, key_prefix, limit).await
+        self.inner.rows_with_id_prefix(scan).await
     }
     async fn search(&self, request: &clipsearch::store::SearchRequest) -> Result<Vec<clipsearch::store::SearchHit>> {
         self.gate()?;

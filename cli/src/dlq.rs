@@ -11,7 +11,6 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName};
 use clipsearch::events::{parse_notification, Notification};
-use clipsearch::objects::{ObjectSettings, S3Objects};
 use clipsearch::status::StatusStore;
 use serde_json::json;
 
@@ -124,7 +123,7 @@ async fn receive_all(sqs: &aws_sdk_sqs::Client, dlq: &str, visibility: i32) -> R
 }
 
 async fn list(sqs: &aws_sdk_sqs::Client, dlq: &str) -> Result<bool> {
-    let objects = S3Objects::connect(&ObjectSettings::from_env()?).await;
+    let objects = crate::wiring::s3().await?;
     let messages = receive_all(sqs, dlq, LIST_VISIBILITY_SECS).await?;
     let mut out = std::io::stdout().lock();
     for message in &messages {

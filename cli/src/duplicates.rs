@@ -4,14 +4,10 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use clipsearch::clip::{Clip, Towers};
-use clipsearch::config::{ClipSettings, MilvusSettings};
-use clipsearch::objects::S3Objects;
-use clipsearch::search::{DuplicatesRequest, SearchSettings, Searcher};
-use clipsearch::store::{IndexSpec, MilvusIndex};
+use anyhow::Result;
+use clipsearch::clip::Towers;
+use clipsearch::search::{DuplicatesRequest, SearchSettings};
 
 #[derive(clap::Args)]
 pub struct DuplicatesArgs {
@@ -36,19 +32,8 @@ pub fn command(args: DuplicatesArgs) -> Result<bool> {
 }
 
 async fn run(args: DuplicatesArgs) -> Result<bool> {
-    let clip = ClipSettings {
-        model_dir: Some(args.model.clone()),
-        ..ClipSettings::from_env()?
-    };
     // Only stored vectors are compared: the text tower, the smaller one, names the index.
-    let clip = Clip::load(&clip, Towers::TEXT)?;
-    let spec = IndexSpec::of(&clip);
-    let milvus = MilvusSettings::from_env()?;
-    let index = MilvusIndex::connect(&milvus, spec)
-        .await
-        .with_context(|| format!("connecting to Milvus at {}", milvus.uri))?;
-    let searcher: Searcher<Clip, MilvusIndex, S3Objects> =
-        Searcher::new(Arc::new(clip), index, None, SearchSettings::from_env()?);
+    let searcher = crate::wiring::searcher(&args.model, Towers::TEXT, SearchSettings::from_env()?).await?;
     let mut out = std::io::stdout().lock();
     let mut request = DuplicatesRequest {
         threshold: args.threshold,

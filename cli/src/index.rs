@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clipsearch::config::ClipSettings;
 use clipsearch::events::ObjectEvent;
 use clipsearch::ingest::{ClipIngestor, Outcome, RecordReport};
 use clipsearch::objects::parse_s3_url;
@@ -60,13 +59,7 @@ pub struct IndexArgs {
 /// Logs to stderr at `warn`, without ingest's per-record lines (they would tear the progress
 /// bar; failures are listed by the summary). `RUST_LOG` overrides.
 pub fn quiet_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,clipsearch::ingest=off")),
-        )
-        .try_init();
+    crate::wiring::log_to_stderr("warn,clipsearch::ingest=off");
 }
 
 /// The subcommand: `Ok(false)` when some images failed.
@@ -84,11 +77,7 @@ pub fn command(args: IndexArgs) -> Result<bool> {
             quiet: args.quiet,
         }));
     }
-    let clip = ClipSettings {
-        model_dir: args.model.clone(),
-        ..ClipSettings::from_env()?
-    };
-    runtime.block_on(run(clip, args))
+    runtime.block_on(run(args))
 }
 
 enum Item {
@@ -126,11 +115,9 @@ impl Summary {
 }
 
 /// Runs the backfill; `Ok(false)` when some images failed (each is listed in the summary).
-pub async fn run(clip: ClipSettings, options: IndexArgs) -> Result<bool> {
+pub async fn run(options: IndexArgs) -> Result<bool> {
     let started = Instant::now();
-    let mut ingestor = ClipIngestor::from_env(clip)
-        .await
-        .context("connecting the ingest pipeline (model, Milvus, S3)")?;
+    let mut ingestor = crate::wiring::ingestor(options.model.as_deref()).await?;
     if let Some(n) = options.concurrency {
         ingestor = ingestor.with_concurrency(n);
     }

@@ -10,6 +10,7 @@ mod relay;
 mod search;
 mod status;
 mod via_queue;
+mod wiring;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,10 +88,7 @@ enum EmbedCommand {
 }
 
 fn clip_settings(model: &ModelArgs) -> Result<ClipSettings> {
-    Ok(ClipSettings {
-        model_dir: Some(model.model.clone()),
-        ..ClipSettings::from_env()?
-    })
+    wiring::clip_settings(Some(&model.model))
 }
 
 fn run(cli: Cli) -> Result<bool> {

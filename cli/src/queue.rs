@@ -10,7 +10,6 @@ use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
     SendMessageBatchRequestEntry,
 };
-use clipsearch::config::env_opt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How often the queue's depth is read while it drains.
@@ -21,7 +20,7 @@ const POLL: Duration = Duration::from_secs(2);
 pub async fn sqs_client() -> aws_sdk_sqs::Client {
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let mut config = aws_sdk_sqs::config::Builder::from(&shared);
-    if let Some(endpoint) = env_opt("CLIPSEARCH_SQS_ENDPOINT").or_else(|| env_opt("CLIPSEARCH_S3_ENDPOINT")) {
+    if let Some(endpoint) = clipsearch::config::sqs_endpoint() {
         config = config.endpoint_url(endpoint);
     }
     if shared.region().is_none() {

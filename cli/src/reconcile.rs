@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clipsearch::config::ClipSettings;
 use clipsearch::ingest::reconcile::{Difference, Finding, Source};
 use clipsearch::ingest::{file_version, ClipIngestor};
 use clipsearch::objects::{parse_s3_url, ObjectSummary};
@@ -42,11 +41,7 @@ pub struct ReconcileArgs {
 
 pub fn command(args: ReconcileArgs) -> Result<bool> {
     crate::index::quiet_tracing();
-    let clip = ClipSettings {
-        model_dir: Some(args.model.clone()),
-        ..ClipSettings::from_env()?
-    };
-    tokio::runtime::Runtime::new()?.block_on(run(clip, args))
+    tokio::runtime::Runtime::new()?.block_on(run(args))
 }
 
 /// The listing, a page at a time, in key order.
@@ -129,11 +124,9 @@ impl Counts {
     }
 }
 
-pub async fn run(clip: ClipSettings, options: ReconcileArgs) -> Result<bool> {
+pub async fn run(options: ReconcileArgs) -> Result<bool> {
     let started = Instant::now();
-    let ingestor = ClipIngestor::from_env(clip)
-        .await
-        .context("connecting the ingest pipeline (model, Milvus, S3)")?;
+    let ingestor = crate::wiring::ingestor(Some(&options.model)).await?;
     let (bucket, prefix, source, mut walk) = match parse_s3_url(&options.source) {
         Some((bucket, prefix)) => (bucket, prefix.clone(), Source::Bucket, Walk::Bucket { prefix }),
         None => {

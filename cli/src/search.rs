@@ -4,15 +4,11 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{ArgGroup, Args};
-use clipsearch::clip::{Clip, Towers};
-use clipsearch::config::{ClipSettings, MilvusSettings};
-use clipsearch::objects::S3Objects;
-use clipsearch::search::{QueryParts, SearchOptions, SearchParams, SearchSettings, Searcher};
-use clipsearch::store::{IndexSpec, MilvusIndex};
+use clipsearch::clip::Towers;
+use clipsearch::search::{QueryParts, SearchOptions, SearchParams, SearchSettings};
 
 #[derive(Args)]
 #[command(group(ArgGroup::new("query").required(true).args(["text", "image", "id"])))]
@@ -69,13 +65,7 @@ pub struct SearchArgs {
 }
 
 pub fn command(args: SearchArgs) -> Result<bool> {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .try_init();
+    crate::wiring::log_to_stderr("warn");
     tokio::runtime::Runtime::new()?.block_on(run(args))
 }
 
@@ -118,17 +108,7 @@ async fn run(args: SearchArgs) -> Result<bool> {
         &settings,
     )?;
 
-    let clip_settings = ClipSettings {
-        model_dir: Some(args.model.clone()),
-        ..ClipSettings::from_env()?
-    };
-    let clip = Clip::load(&clip_settings, towers)?;
-    let spec = IndexSpec::of(&clip);
-    let milvus = MilvusSettings::from_env()?;
-    let index = MilvusIndex::connect(&milvus, spec)
-        .await
-        .with_context(|| format!("connecting to Milvus at {}", milvus.uri))?;
-    let searcher: Searcher<Clip, MilvusIndex, S3Objects> = Searcher::new(Arc::new(clip), index, None, settings);
+    let searcher = crate::wiring::searcher(&args.model, towers, settings).await?;
     let answer = searcher.search(params).await?;
 
     let mut out = std::io::stdout().lock();

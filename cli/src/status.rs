@@ -5,11 +5,9 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clipsearch::clip::{Clip, Towers};
-use clipsearch::config::{ClipSettings, MilvusSettings};
-use clipsearch::objects::{parse_s3_url, ObjectSettings, S3Objects};
+use clipsearch::objects::{parse_s3_url, S3Objects};
 use clipsearch::status::{status_of, IngestStatus, StatusStore};
-use clipsearch::store::{IndexSpec, Location, MilvusIndex};
+use clipsearch::store::Location;
 
 #[derive(clap::Args)]
 pub struct StatusArgs {
@@ -35,23 +33,14 @@ async fn run(args: StatusArgs) -> Result<bool> {
     let Some((bucket, key)) = parse_s3_url(&args.target) else {
         bail!("{:?} is not an s3://bucket/key URL", args.target);
     };
-    let objects = S3Objects::connect(&ObjectSettings::from_env()?).await;
+    let objects = crate::wiring::s3().await?;
     if args.refused {
         return list_refused(&objects, &bucket, &key).await;
     }
     if key.is_empty() {
         bail!("{:?} names no key", args.target);
     }
-    let clip = ClipSettings {
-        model_dir: args.model.clone(),
-        ..ClipSettings::from_env()?
-    };
-    // The text tower is the smaller one; either names the index.
-    let spec = IndexSpec::of(&Clip::load(&clip, Towers::TEXT)?);
-    let milvus = MilvusSettings::from_env()?;
-    let index = MilvusIndex::connect(&milvus, spec)
-        .await
-        .with_context(|| format!("connecting to Milvus at {}", milvus.uri))?;
+    let index = crate::wiring::index_of(args.model.as_deref()).await?;
     let status = status_of(&index, &objects, &Location::new(bucket, key)).await?;
     println!("{}", serde_json::to_string(&status)?);
     // Like `test -e`: success when the object is indexed.

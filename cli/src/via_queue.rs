@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
 use clipsearch::events::{notification_body, ObjectEvent};
-use clipsearch::objects::{ObjectSettings, ObjectSummary, S3Objects};
+use clipsearch::objects::ObjectSummary;
 use clipsearch::store::Location;
 use futures::stream::{self, StreamExt};
 use indicatif::ProgressBar;
@@ -105,7 +105,7 @@ pub async fn run(options: Options<'_>) -> Result<bool> {
         }
         None => None,
     };
-    let objects = S3Objects::connect(&ObjectSettings::from_env()?).await;
+    let objects = crate::wiring::s3().await?;
     let sqs = queue::sqs_client().await;
     let queue_url = queue::queue_url(&sqs, options.queue).await?;
     let dead_letters = queue::dead_letter_queue(&sqs, &queue_url).await?;

@@ -7,9 +7,10 @@
 
 use std::sync::OnceLock;
 
-use clipsearch::search::{BatchBody, SearchSettings};
+use clipsearch::search::SearchSettings;
 use lambda_http::{Body, Request};
 use libfuzzer_sys::fuzz_target;
+use search::body::BatchBody;
 use search::request::{from_body, from_query_string};
 
 const CONTENT_TYPES: &[&str] = &[

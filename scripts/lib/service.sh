@@ -4,12 +4,17 @@
 # stopping the group catches every child (engine, workers, function processes) even when the
 # leader died without reaping them: no orphans, whatever happened.
 #
-# The sourcing script sets SERVICE (log prefix), PIDFILE, LOG and WHERE (how to reach it, for
-# messages), defines `ready` (exit 0 when the service answers) and `cmd_up`, ends with
+# The sourcing script sets HOME_DIR (its state directory) and WHERE (how to reach it, for
+# messages), may set SERVICE (log prefix; default the script's name), PIDFILE and LOG (default
+# HOME_DIR/<name>.pid and .log), defines `ready` (exit 0 when the service answers) and `cmd_up`, ends with
 # `service_main "$@"`, and may set USAGE (the usage line's commands) and
 #   STOP_LEADER_SIGNAL  signal for the leader alone (its own clean shutdown path); the rest of the
 #                       group gets SIGTERM once the leader is gone. Default: SIGTERM to the group.
 #   STOP_GRACE_SECS     wait before SIGKILL (default 10)
+
+SERVICE="${SERVICE:-$(basename "$0")}"
+PIDFILE="${PIDFILE:-$HOME_DIR/${SERVICE%.sh}.pid}"
+LOG="${LOG:-$HOME_DIR/${SERVICE%.sh}.log}"
 
 log() { printf '%s: %s\n' "$SERVICE" "$*" >&2; }
 
@@ -24,6 +29,13 @@ running_pid() {
 }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Exit 1, saying how to get it, when the executable PATH (what WHAT names) is missing.
+require_executable() {
+  [[ -x "$1" ]] && return 0
+  log "$2 is not installed at $1 (run: make setup)"
+  return 1
+}
 
 # Exit 1 (with a message naming the variables to change) when any of the ports is taken.
 require_free_ports() {

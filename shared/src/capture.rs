@@ -123,6 +123,7 @@ pub fn parse_time(text: &str) -> Option<i64> {
 
 /// Test images with EXIF dates: a JPEG carrying an `APP1 Exif` segment built by kamadak-exif's
 /// writer (also used by the integration tests through `clipsearch::capture::testing`).
+#[cfg(any(test, feature = "testing"))]
 pub mod testing {
     use exif::experimental::Writer;
     use exif::{Field, In, Tag, Value};

@@ -120,7 +120,7 @@ pub async fn bounded_by<T>(
 /// The deadline of an invocation whose runtime says `deadline_ms` (ms since the Unix epoch, the
 /// `Lambda-Runtime-Deadline-Ms` header). A deadline that has passed or lies further ahead than
 /// any Lambda invocation runs is not a real one (`cargo lambda watch` sends a fixed 600000):
-/// then `fallback` (`CLIPSEARCH_INVOCATION_TIMEOUT_SECS`, read by [`fallback_from_env`]) from
+/// then `fallback` (`CLIPSEARCH_INVOCATION_TIMEOUT_SECS`, read by [`crate::config::invocation_timeout`]) from
 /// now, or none.
 pub fn invocation_deadline(deadline_ms: u64, fallback: Option<Duration>) -> Option<Instant> {
     let now_ms = SystemTime::now()
@@ -132,20 +132,6 @@ pub fn invocation_deadline(deadline_ms: u64, fallback: Option<Duration>) -> Opti
         Some(Instant::now() + left)
     } else {
         fallback.map(|timeout| Instant::now() + timeout)
-    }
-}
-
-/// `CLIPSEARCH_INVOCATION_TIMEOUT_SECS`: the budget of an invocation whose runtime gives no
-/// real deadline (local emulators); unset means none. Read once per cold start.
-pub fn fallback_from_env() -> Result<Option<Duration>> {
-    match crate::config::env_opt("CLIPSEARCH_INVOCATION_TIMEOUT_SECS") {
-        None => Ok(None),
-        Some(value) => match value.trim().parse::<f64>() {
-            Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 900.0 => Ok(Some(Duration::from_secs_f64(secs))),
-            _ => Err(Error::Config(format!(
-                "CLIPSEARCH_INVOCATION_TIMEOUT_SECS={value:?}: expected seconds in (0, 900]"
-            ))),
-        },
     }
 }
 
@@ -234,7 +220,7 @@ mod tests {
         // Only this test sets the variable.
         let read = |value: &str| {
             std::env::set_var("CLIPSEARCH_INVOCATION_TIMEOUT_SECS", value);
-            let read = fallback_from_env();
+            let read = crate::config::invocation_timeout();
             std::env::remove_var("CLIPSEARCH_INVOCATION_TIMEOUT_SECS");
             read
         };

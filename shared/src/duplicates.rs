@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{cosine, group_rows, ImageIndex, ImageRecord, IndexedObject, SearchHit, SearchRequest};
+use crate::store::{
+    cosine, group_rows, IdPrefixScan, ImageIndex, ImageRecord, IndexedObject, SearchHit, SearchRequest,
+};
 use crate::{Error, Result};
 
 /// Cosine above which two contents are near-duplicates unless the caller says otherwise.
@@ -130,7 +132,12 @@ async fn scan<I: ImageIndex>(index: &I, key_prefix: Option<&str>, max_contents: 
     let mut pending = vec![String::new()];
     let mut rows = Vec::new();
     while let Some(id_prefix) = pending.pop() {
-        match index.rows_with_id_prefix(&id_prefix, key_prefix, SCAN_ROWS).await? {
+        let scan = IdPrefixScan {
+            id_prefix: &id_prefix,
+            key_prefix,
+            limit: SCAN_ROWS,
+        };
+        match index.rows_with_id_prefix(&scan).await? {
             Some(found) => rows.extend(found),
             None if id_prefix.len() < 64 => {
                 pending.extend("0123456789abcdef".chars().map(|c| format!("{id_prefix}{c}")));

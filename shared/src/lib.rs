@@ -1,4 +1,5 @@
-//! clipsearch: serverless CLIP image search.
+//! clipsearch: serverless CLIP image search. The rooms and what never imports what:
+//! docs/ARCHITECTURE.md.
 pub mod capture;
 pub mod clip;
 pub mod config;
@@ -17,3 +18,17 @@ pub mod store;
 pub mod thumbnail;
 
 pub use error::{Error, Result};
+
+/// Where an encoder meets the index, in neither room (`clip` and `store` do not know each
+/// other): the spec of whatever the encoder writes and queries with.
+impl store::IndexSpec {
+    pub fn of(encoder: &impl clip::Encoder) -> Self {
+        let model = encoder.model_name().to_owned();
+        let text_model = Some(encoder.text_model_name().to_owned()).filter(|t| *t != model);
+        Self {
+            dimension: encoder.dimension(),
+            model,
+            text_model,
+        }
+    }
+}

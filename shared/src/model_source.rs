@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::clip::model_dir::is_unused_tower_file;
 use crate::clip::Towers;
-use crate::config::{env_opt, ClipSettings};
+use crate::config::ClipSettings;
 use crate::objects::{parse_s3_url, S3Objects};
 use crate::{Error, Result};
 
@@ -21,15 +21,6 @@ const COMPLETE_MARKER: &str = ".clipsearch-complete";
 pub struct ModelSources {
     pub model: Option<String>,
     pub text_model: Option<String>,
-}
-
-impl ModelSources {
-    pub fn from_env() -> Self {
-        Self {
-            model: env_opt("CLIPSEARCH_MODEL_S3_URI"),
-            text_model: env_opt("CLIPSEARCH_TEXT_MODEL_S3_URI"),
-        }
-    }
 }
 
 /// Makes sure the model directories hold what the sources name (only the files `towers`

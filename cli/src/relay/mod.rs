@@ -13,9 +13,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use aws_sdk_sqs::types::QueueAttributeName;
-use clipsearch::config::{env_opt, ClipSettings};
 use clipsearch::deadline;
 use clipsearch::events::SqsMessage;
 use clipsearch::ingest::ClipIngestor;
@@ -145,12 +144,10 @@ pub async fn run(options: RelayArgs) -> Result<bool> {
         .remove(&QueueAttributeName::QueueArn)
         .unwrap_or_default();
     let region = queue_arn.split(':').nth(3).unwrap_or("us-east-1").to_owned();
-    let lambda_url = options.lambda_url.clone().unwrap_or_else(|| {
-        format!(
-            "http://127.0.0.1:{}",
-            env_opt("LAMBDA_PORT").unwrap_or_else(|| "9000".into())
-        )
-    });
+    let lambda_url = options
+        .lambda_url
+        .clone()
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", clipsearch::config::lambda_port()));
     let invoke_url = format!(
         "{}/2015-03-31/functions/{}/invocations",
         lambda_url.trim_end_matches('/'),
@@ -158,15 +155,11 @@ pub async fn run(options: RelayArgs) -> Result<bool> {
     );
     let target = match &options.in_process {
         Some(model) => {
-            let clip = ClipSettings {
-                model_dir: Some(model.clone()),
-                ..ClipSettings::from_env()?
-            };
-            let ingestor = ClipIngestor::from_env(clip).await.context("ingest cold start")?;
+            let ingestor = crate::wiring::ingestor(Some(model)).await?;
             eprintln!("relay: {queue_url} -> in-process ingest (pid {})", std::process::id());
             Target::InProcess {
                 ingestor: Box::new(ingestor),
-                timeout: deadline::fallback_from_env()?,
+                timeout: clipsearch::config::invocation_timeout()?,
             }
         }
         None => {

@@ -36,7 +36,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .await
         .context("ingest cold start")?;
     ingestor.index().warm_up(started).await;
-    let fallback_timeout = deadline::fallback_from_env()?;
+    let fallback_timeout = clipsearch::config::invocation_timeout()?;
     let namespace = clipsearch::config::metrics_namespace();
     tracing::info!(
         model = clipsearch::clip::Encoder::model_name(ingestor.encoder()),

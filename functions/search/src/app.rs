@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use clipsearch::clip::Encoder;
 use clipsearch::objects::{ObjectSource, Presigner};
-use clipsearch::search::{BatchBody, DuplicatesRequest, SearchResponse, Searcher, MAX_API_CONTENTS};
+use clipsearch::search::{DuplicatesRequest, SearchResponse, Searcher, MAX_API_CONTENTS};
 use clipsearch::status::StatusStore;
 use clipsearch::store::ImageIndex;
 use clipsearch::thumbnail::ThumbnailStore;
@@ -14,6 +14,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::assets;
+use crate::body::BatchBody;
 use crate::error::ApiError;
 use crate::index::Health;
 use crate::request;

@@ -3,7 +3,7 @@
 //! starts costs requests a 503 (and the next request a new attempt) instead of failing the
 //! whole execution environment.
 
-use clipsearch::store::{LazyMilvus, MemoryIndex};
+use clipsearch::store::LazyMilvus;
 use clipsearch::Result;
 
 /// What `GET /health` asks of the index.
@@ -16,12 +16,5 @@ pub trait Health {
 impl Health for LazyMilvus {
     async fn health(&self) -> Result<()> {
         LazyMilvus::health(self).await
-    }
-}
-
-/// The in-memory index is always healthy (unit tests of the routes use it).
-impl Health for MemoryIndex {
-    async fn health(&self) -> Result<()> {
-        Ok(())
     }
 }

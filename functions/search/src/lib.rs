@@ -1,9 +1,10 @@
 //! The search Lambda as a library: `main.rs` builds an [`App`] once per cold start and hands it
-//! every request. Routes live in [`app`], body parsing in [`request`], error answers in
+//! every request. Routes live in [`app`], request parsing in [`request`] (JSON bodies in [`body`]), error answers in
 //! [`error`], the page and the OpenAPI document in [`assets`].
 
 pub mod app;
 pub mod assets;
+pub mod body;
 pub mod error;
 pub mod index;
 pub mod request;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clipsearch::clip::Clip;
-use clipsearch::config::{env_parse, ClipSettings, MilvusSettings};
+use clipsearch::config::{ClipSettings, MilvusSettings};
 use clipsearch::objects::{ObjectSettings, S3Objects};
 use clipsearch::search::{SearchSettings, Searcher};
 use clipsearch::store::IndexSpec;
@@ -57,8 +58,8 @@ impl SearchConfig {
             objects: ObjectSettings::from_env()?,
             clip: ClipSettings::from_env()?,
             milvus: MilvusSettings::from_env()?,
-            max_body_bytes: env_parse("CLIPSEARCH_MAX_REQUEST_BYTES", DEFAULT_MAX_BODY_BYTES)?,
-            fallback_timeout: clipsearch::deadline::fallback_from_env()?,
+            max_body_bytes: clipsearch::config::max_request_bytes(DEFAULT_MAX_BODY_BYTES)?,
+            fallback_timeout: clipsearch::config::invocation_timeout()?,
             metrics_namespace: clipsearch::config::metrics_namespace(),
         })
     }

@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 
-use clipsearch::search::{QueryParts, SearchBody, SearchOptions, SearchParams, SearchSettings};
+use clipsearch::search::{QueryParts, SearchOptions, SearchParams, SearchSettings};
 use lambda_http::http::header;
 use lambda_http::Request;
 
+use crate::body::SearchBody;
 use crate::error::ApiError;
 
 /// Query-string parameters (first value wins).

@@ -9,7 +9,7 @@ use ort::value::Tensor;
 use super::budget::DecodeBudget;
 use super::decode::{decode_rgb, DecodeLimits, SniffedFormat};
 use super::model_dir::{ModelDir, Preprocessing};
-use super::runtime::{self, Threads};
+use super::runtime;
 use super::{l2_normalize, pick_output, run_parallel, Embedding};
 use crate::config::ClipSettings;
 use crate::{Error, Result};
@@ -70,15 +70,7 @@ impl std::fmt::Debug for ImageEncoder {
 impl ImageEncoder {
     pub fn load(model: &ModelDir, settings: &ClipSettings, budget: DecodeBudget) -> Result<Self> {
         let vision_model = model.vision_model()?;
-        let env = runtime::environment(settings.ort_library.as_deref())?;
-        let session = runtime::session(
-            env,
-            vision_model,
-            Threads {
-                intra: settings.intra_threads,
-                inter: settings.inter_threads,
-            },
-        )?;
+        let session = runtime::session_for(vision_model, settings)?;
         let model_err = |reason: String| Error::Model {
             dir: vision_model.to_path_buf(),
             reason,
@@ -182,7 +174,7 @@ impl ImageEncoder {
         let crop = self.preprocessing.crop_u8(&decoded.rgb)?;
         let thumbnail = self
             .thumbnail_edge
-            .map(|edge| crate::thumbnail::encode_thumbnail(&decoded.rgb, edge))
+            .map(|edge| super::thumbnail::encode_thumbnail(&decoded.rgb, edge))
             .transpose()?;
         Ok(PreparedImage {
             crop,
@@ -282,18 +274,27 @@ impl ImageEncoder {
         let outputs = session
             .run(ort::inputs![self.input_name.as_str() => tensor])
             .map_err(|e| Error::Inference(e.to_string()))?;
-        let value = outputs
-            .get(&self.output_name)
-            .ok_or_else(|| Error::Inference(format!("no output named {}", self.output_name)))?;
-        let (shape, data) = value
-            .try_extract_tensor::<f32>()
-            .map_err(|e| Error::Inference(e.to_string()))?;
-        rows(shape, data, batch.len())
+        output_rows(&outputs, &self.output_name, batch.len())
     }
 }
 
+/// A run's output `name`, one unit vector per batch item.
+pub(super) fn output_rows(
+    outputs: &ort::session::SessionOutputs<'_>,
+    name: &str,
+    batch: usize,
+) -> Result<Vec<Embedding>> {
+    let value = outputs
+        .get(name)
+        .ok_or_else(|| Error::Inference(format!("no output named {name}")))?;
+    let (shape, data) = value
+        .try_extract_tensor::<f32>()
+        .map_err(|e| Error::Inference(e.to_string()))?;
+    rows(shape, data, batch)
+}
+
 /// Splits a `[batch, dim]` output into unit vectors.
-pub(super) fn rows(shape: &[i64], data: &[f32], batch: usize) -> Result<Vec<Embedding>> {
+fn rows(shape: &[i64], data: &[f32], batch: usize) -> Result<Vec<Embedding>> {
     let dim = match shape {
         [b, d] if *b as usize == batch && *d > 0 => *d as usize,
         other => {

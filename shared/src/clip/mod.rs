@@ -8,9 +8,12 @@ pub mod image_encoder;
 pub mod model_dir;
 pub mod optimize;
 pub mod preprocess;
+mod preprocessor_config;
 pub mod query_cache;
 pub mod runtime;
+mod text_config;
 pub mod text_encoder;
+pub mod thumbnail;
 
 pub use budget::DecodeBudget;
 pub use decode::{DecodeLimits, SniffedFormat};

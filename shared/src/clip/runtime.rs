@@ -9,6 +9,7 @@ use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 
+use crate::config::ClipSettings;
 use crate::{Error, Result};
 
 /// The library file name `make setup` extracts from the `onnxruntime==1.31.1` wheel.
@@ -86,6 +87,20 @@ pub struct Threads {
     /// 0 = ONNX Runtime's default (one per physical core).
     pub intra: usize,
     pub inter: usize,
+}
+
+/// A session of `model` with the settings' ONNX Runtime library and threads: what each
+/// encoder loads its tower with.
+pub fn session_for(model: &Path, settings: &ClipSettings) -> Result<Session> {
+    let env = environment(settings.ort_library.as_deref())?;
+    session(
+        env,
+        model,
+        Threads {
+            intra: settings.intra_threads,
+            inter: settings.inter_threads,
+        },
+    )
 }
 
 pub fn session(env: &Environment, model: &Path, threads: Threads) -> Result<Session> {

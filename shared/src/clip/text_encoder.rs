@@ -8,10 +8,10 @@ use ort::value::{Tensor, TensorElementType};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use super::family::Padding;
-use super::image_encoder::rows;
+use super::image_encoder::output_rows;
 use super::model_dir::{Canonicalize, ModelDir};
 use super::query_cache::QueryCache;
-use super::runtime::{self, Threads};
+use super::runtime;
 use super::{pick_output, Embedding};
 use crate::config::ClipSettings;
 use crate::{Error, Result};
@@ -99,15 +99,7 @@ impl TextEncoder {
         tokenizer.with_padding(None);
 
         let text_model = model.text_model()?;
-        let env = runtime::environment(settings.ort_library.as_deref())?;
-        let session = runtime::session(
-            env,
-            text_model,
-            Threads {
-                intra: settings.intra_threads,
-                inter: settings.inter_threads,
-            },
-        )?;
+        let session = runtime::session_for(text_model, settings)?;
         let tm = text_model;
         let inputs = text_inputs(session.inputs()).map_err(|e| model_err(tm, e))?;
         let ids_shape = inputs
@@ -273,13 +265,7 @@ impl TextEncoder {
         }
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let outputs = session.run(values).map_err(|e| Error::Inference(e.to_string()))?;
-        let value = outputs
-            .get(&self.output_name)
-            .ok_or_else(|| Error::Inference(format!("no output named {}", self.output_name)))?;
-        let (shape, data) = value
-            .try_extract_tensor::<f32>()
-            .map_err(|e| Error::Inference(e.to_string()))?;
-        rows(shape, data, batch.len())
+        output_rows(&outputs, &self.output_name, batch.len())
     }
 }
 

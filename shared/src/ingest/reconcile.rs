@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::thumbnails::ThumbnailCheck;
+use super::IngestObjects;
 use super::{row_version, Ingestor, Outcome};
 use crate::clip::Encoder;
-use crate::objects::{ObjectSource, ObjectSummary};
-use crate::status::StatusStore;
+use crate::objects::ObjectSummary;
 use crate::store::{ImageIndex, IndexedObject, KeyRange, Location};
 use crate::Result;
 
@@ -94,12 +94,7 @@ pub fn compare(range: &KeyRange, listed: &[ObjectSummary], rows: Vec<IndexedObje
     findings
 }
 
-impl<E, I, S> Ingestor<E, I, S>
-where
-    E: Encoder + 'static,
-    I: ImageIndex,
-    S: ObjectSource + StatusStore + crate::thumbnail::ThumbnailStore,
-{
+impl<E: Encoder + 'static, I: ImageIndex, S: IngestObjects> Ingestor<E, I, S> {
     /// Compares one page of a walk with the index and, with `apply`, repairs each difference:
     /// an S3 key is synced as an event would sync it (so a key that changed again since the
     /// listing ends in its newest state); a folder's file is indexed or its row forgotten.

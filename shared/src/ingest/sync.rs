@@ -10,10 +10,10 @@
 //! ends describing the object's final bytes, whatever order, duplication or concurrency the
 //! events came with. docs/milvus.md has the argument in full.
 
+use super::IngestObjects;
 use super::{row_version, Ingestor, Outcome, Thumbnails, Trace};
 use crate::clip::Encoder;
-use crate::objects::{ObjectSource, ObjectState, ObjectVersion};
-use crate::status::StatusStore;
+use crate::objects::{ObjectState, ObjectVersion};
 use crate::store::{ImageIndex, Location};
 use crate::{Error, Result};
 
@@ -29,12 +29,7 @@ pub(super) enum Trigger {
     Reconcile,
 }
 
-impl<E, I, S> Ingestor<E, I, S>
-where
-    E: Encoder + 'static,
-    I: ImageIndex,
-    S: ObjectSource + StatusStore + crate::thumbnail::ThumbnailStore,
-{
+impl<E: Encoder + 'static, I: ImageIndex, S: IngestObjects> Ingestor<E, I, S> {
     pub(super) async fn sync_object(
         &self,
         location: &Location,

@@ -9,12 +9,11 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::reconcile::{Difference, Finding};
+use super::IngestObjects;
 use super::{Ingestor, Outcome};
 use crate::clip::Encoder;
-use crate::objects::{ObjectSource, ObjectSummary};
-use crate::status::StatusStore;
+use crate::objects::ObjectSummary;
 use crate::store::{ImageIndex, IndexedObject, Location};
-use crate::thumbnail::ThumbnailStore;
 use crate::{Error, Result};
 
 /// The thumbnails of one bucket, and the contents a walk has seen in it so far.
@@ -24,12 +23,7 @@ pub struct ThumbnailCheck {
     seen: HashSet<String>,
 }
 
-impl<E, I, S> Ingestor<E, I, S>
-where
-    E: Encoder + 'static,
-    I: ImageIndex,
-    S: ObjectSource + StatusStore + ThumbnailStore,
-{
+impl<E: Encoder + 'static, I: ImageIndex, S: IngestObjects> Ingestor<E, I, S> {
     /// The thumbnails of `bucket` (every page of their listing); `None` with thumbnails off.
     pub async fn thumbnail_check(&self, bucket: &str) -> Result<Option<ThumbnailCheck>> {
         if self.objects.thumbnail_key("0").is_none() {

@@ -105,25 +105,6 @@ pub struct ObjectSettings {
     pub thumbnail_prefix: String,
 }
 
-impl ObjectSettings {
-    pub fn from_env() -> Result<Self> {
-        use crate::config::{env_opt, env_parse};
-        let endpoint = env_opt("CLIPSEARCH_S3_ENDPOINT");
-        Ok(Self {
-            path_style: env_parse("CLIPSEARCH_S3_PATH_STYLE", endpoint.is_some())?,
-            endpoint,
-            bucket: env_opt("CLIPSEARCH_BUCKET"),
-            upload_prefix: env_opt("CLIPSEARCH_UPLOAD_PREFIX").unwrap_or_else(|| "uploads/".into()),
-            presign_expiry: std::time::Duration::from_secs(env_parse("CLIPSEARCH_PRESIGN_EXPIRY_SECS", 900u64)?),
-            status_prefix: crate::config::env_or("CLIPSEARCH_STATUS_PREFIX", DEFAULT_STATUS_PREFIX),
-            thumbnail_prefix: crate::config::env_or(
-                "CLIPSEARCH_THUMBNAIL_PREFIX",
-                crate::thumbnail::DEFAULT_THUMBNAIL_PREFIX,
-            ),
-        })
-    }
-}
-
 /// Parses `s3://bucket/key-or-prefix`.
 pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
     let rest = url.strip_prefix("s3://")?;

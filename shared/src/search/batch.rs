@@ -5,52 +5,16 @@
 
 use std::time::Instant;
 
-use serde::Deserialize;
-
-use super::{blocking, disabled, Query, SearchBody, SearchParams, SearchResponse, SearchSettings, Searcher};
+use super::SearchObjects;
+use super::{blocking, disabled, Query, SearchParams, SearchResponse, Searcher};
 use crate::clip::{Embedding, Encoder};
-use crate::objects::{ObjectSource, Presigner};
-use crate::status::StatusStore;
 use crate::store::ImageIndex;
-use crate::thumbnail::ThumbnailStore;
 use crate::{Error, Result};
 
 /// Queries one request may carry.
 pub const MAX_BATCH_QUERIES: usize = 32;
 
-/// The JSON body of `POST /search/batch`: each query is a `POST /search` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BatchBody {
-    pub queries: Vec<SearchBody>,
-}
-
-impl BatchBody {
-    /// Parses a JSON body; malformed JSON, no query or too many are a bad request.
-    pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let body: Self =
-            serde_json::from_slice(bytes).map_err(|e| Error::InvalidRequest(format!("malformed JSON body: {e}")))?;
-        match body.queries.len() {
-            0 => Err(Error::InvalidRequest("queries is empty".into())),
-            n if n > MAX_BATCH_QUERIES => Err(Error::InvalidRequest(format!(
-                "{n} queries: at most {MAX_BATCH_QUERIES} per request"
-            ))),
-            _ => Ok(body),
-        }
-    }
-
-    /// Each query validated on its own.
-    pub fn into_params(self, settings: &SearchSettings) -> Vec<Result<SearchParams>> {
-        self.queries.into_iter().map(|q| q.into_params(settings)).collect()
-    }
-}
-
-impl<E, I, O> Searcher<E, I, O>
-where
-    E: Encoder + 'static,
-    I: ImageIndex,
-    O: ObjectSource + Presigner + StatusStore + ThumbnailStore,
-{
+impl<E: Encoder + 'static, I: ImageIndex, O: SearchObjects> Searcher<E, I, O> {
     /// One answer per query, in order. The text queries' `embed_ms` is the time of their
     /// shared embedding.
     pub async fn search_many(&self, queries: Vec<Result<SearchParams>>) -> Vec<Result<SearchResponse>> {

@@ -7,13 +7,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::options::parse_field;
+use super::SearchObjects;
 use super::{ms, Searcher};
 use crate::clip::Encoder;
 use crate::duplicates::{duplicate_groups, DuplicateGroup, DEFAULT_THRESHOLD};
-use crate::objects::{ObjectSource, Presigner};
-use crate::status::StatusStore;
 use crate::store::{validate_key_prefix, ImageIndex, Location};
-use crate::thumbnail::ThumbnailStore;
 use crate::{Error, Result};
 
 /// Groups per page unless the caller says otherwise, and at most.
@@ -60,12 +58,7 @@ impl DuplicatesRequest {
     }
 }
 
-impl<E, I, O> Searcher<E, I, O>
-where
-    E: Encoder + 'static,
-    I: ImageIndex,
-    O: ObjectSource + Presigner + StatusStore + ThumbnailStore,
-{
+impl<E: Encoder + 'static, I: ImageIndex, O: SearchObjects> Searcher<E, I, O> {
     /// One page of the duplicate groups under a prefix, comparing at most `max_contents`.
     pub async fn duplicates(&self, request: &DuplicatesRequest, max_contents: usize) -> Result<DuplicatesPage> {
         let started = Instant::now();

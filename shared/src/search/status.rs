@@ -1,19 +1,13 @@
 //! `GET /status`: where one key stands with ingest, for the search function's callers.
 
+use super::SearchObjects;
 use super::Searcher;
 use crate::clip::Encoder;
-use crate::objects::{ObjectSource, Presigner};
 use crate::status::{status_of, IngestStatus, StatusStore};
 use crate::store::{ImageIndex, Location};
-use crate::thumbnail::ThumbnailStore;
 use crate::{Error, Result};
 
-impl<E, I, O> Searcher<E, I, O>
-where
-    E: Encoder + 'static,
-    I: ImageIndex,
-    O: ObjectSource + Presigner + StatusStore + ThumbnailStore,
-{
+impl<E: Encoder + 'static, I: ImageIndex, O: SearchObjects> Searcher<E, I, O> {
     /// Indexed, refused, failing or unknown. Only the configured bucket is answered for (the
     /// function's role reads no other); `bucket` may be left out.
     pub async fn status(&self, bucket: Option<&str>, key: &str) -> Result<IngestStatus> {

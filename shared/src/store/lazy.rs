@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
 use super::{
-    ImageIndex, ImageRecord, IndexSpec, IndexedObject, KeyRange, Location, MilvusIndex, SearchHit, SearchRequest,
+    IdPrefixScan, ImageIndex, ImageRecord, IndexSpec, IndexedObject, KeyRange, Location, MilvusIndex, SearchHit,
+    SearchRequest,
 };
 use crate::config::MilvusSettings;
 use crate::deadline::{self, Service};
@@ -122,16 +123,8 @@ impl ImageIndex for LazyMilvus {
         self.connected().await?.objects_in(range, limit).await
     }
 
-    async fn rows_with_id_prefix(
-        &self,
-        id_prefix: &str,
-        key_prefix: Option<&str>,
-        limit: usize,
-    ) -> Result<Option<Vec<IndexedObject>>> {
-        self.connected()
-            .await?
-            .rows_with_id_prefix(id_prefix, key_prefix, limit)
-            .await
+    async fn rows_with_id_prefix(&self, scan: &IdPrefixScan<'_>) -> Result<Option<Vec<IndexedObject>>> {
+        self.connected().await?.rows_with_id_prefix(scan).await
     }
 
     async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>> {

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
 use super::{
-    cosine, group_rows, matching_first, normalize_id, validate_object, validate_search, validate_vector, ImageIndex,
-    ImageRecord, IndexSpec, IndexedObject, KeyRange, Location, SearchHit, SearchRequest,
+    cosine, group_rows, matching_first, normalize_id, validate_object, validate_search, validate_vector, IdPrefixScan,
+    ImageIndex, ImageRecord, IndexSpec, IndexedObject, KeyRange, Location, SearchHit, SearchRequest,
 };
 use crate::{Error, Result};
 
@@ -91,19 +91,9 @@ impl ImageIndex for MemoryIndex {
         Ok(rows)
     }
 
-    async fn rows_with_id_prefix(
-        &self,
-        id_prefix: &str,
-        key_prefix: Option<&str>,
-        limit: usize,
-    ) -> Result<Option<Vec<IndexedObject>>> {
-        let rows: Vec<IndexedObject> = self
-            .lock()?
-            .values()
-            .filter(|r| r.id.starts_with(id_prefix) && key_prefix.is_none_or(|p| r.location.key.starts_with(p)))
-            .cloned()
-            .collect();
-        Ok((rows.len() <= limit).then_some(rows))
+    async fn rows_with_id_prefix(&self, scan: &IdPrefixScan<'_>) -> Result<Option<Vec<IndexedObject>>> {
+        let rows: Vec<IndexedObject> = self.lock()?.values().filter(|r| scan.selects(r)).cloned().collect();
+        Ok((rows.len() <= scan.limit).then_some(rows))
     }
 
     async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>> {

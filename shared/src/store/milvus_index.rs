@@ -14,7 +14,7 @@ use milvus::v2::prelude::*;
 use super::milvus_rows::{encode, sdk_store, Columns};
 use super::{
     filter, group_rows, matching_first, normalize_id, schema, validate_object, validate_search, validate_vector,
-    ImageIndex, ImageRecord, IndexedObject, KeyRange, Location, MilvusIndex, SearchHit, SearchRequest,
+    IdPrefixScan, ImageIndex, ImageRecord, IndexedObject, KeyRange, Location, MilvusIndex, SearchHit, SearchRequest,
 };
 use crate::capture::{CaptureSource, CaptureTime};
 use crate::{Error, Result};
@@ -291,12 +291,8 @@ impl ImageIndex for MilvusIndex {
         Ok(rows)
     }
 
-    async fn rows_with_id_prefix(
-        &self,
-        id_prefix: &str,
-        key_prefix: Option<&str>,
-        limit: usize,
-    ) -> Result<Option<Vec<IndexedObject>>> {
+    async fn rows_with_id_prefix(&self, scan: &IdPrefixScan<'_>) -> Result<Option<Vec<IndexedObject>>> {
+        let id_prefix = scan.id_prefix;
         if id_prefix.len() > 64 || !id_prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::InvalidRequest(format!("{id_prefix:?} is not a hex id prefix")));
         }
@@ -304,8 +300,8 @@ impl ImageIndex for MilvusIndex {
         let mut clauses: Vec<String> = filter::starts_with(schema::ID, &id_prefix.to_ascii_lowercase())?
             .into_iter()
             .collect();
-        clauses.extend(filter::starts_with(schema::KEY, key_prefix.unwrap_or(""))?);
-        let limit = limit.min(MAX_QUERY_ROWS - 1);
+        clauses.extend(filter::starts_with(schema::KEY, scan.key_prefix.unwrap_or(""))?);
+        let limit = scan.limit.min(MAX_QUERY_ROWS - 1);
         let rows = self
             .query_rows(Read::ServesSearch, filter::and_all(&clauses), true, limit + 1)
             .await?;

@@ -11,18 +11,27 @@
 //! Rows never mix models: [`IndexSpec`] names the model and dimension a collection accepts.
 
 pub mod filter;
+mod grouping;
 mod lazy;
+#[cfg(any(test, feature = "testing"))]
 mod memory;
 mod milvus;
+mod milvus_collection;
 mod milvus_index;
 mod milvus_rows;
+mod milvus_segments;
 mod row_filter;
 mod schema;
+mod validate;
 
+pub(crate) use grouping::{cosine, group_rows, matching_first};
 pub use lazy::LazyMilvus;
+#[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryIndex;
-pub use milvus::{MilvusIndex, ServedSegment};
+pub use milvus::MilvusIndex;
+pub use milvus_segments::ServedSegment;
 pub use row_filter::RowFilter;
+pub use validate::{normalize_id, validate_key_prefix, validate_object, validate_search, validate_vector};
 
 use crate::capture::CaptureTime;
 use crate::{Error, Result};
@@ -164,6 +173,22 @@ impl KeyRange {
     }
 }
 
+/// One bounded read of [`ImageIndex::rows_with_id_prefix`]: the rows whose content id starts
+/// with `id_prefix` (hex) and, when given, whose key starts with `key_prefix`.
+#[derive(Debug, Clone, Copy)]
+pub struct IdPrefixScan<'a> {
+    pub id_prefix: &'a str,
+    pub key_prefix: Option<&'a str>,
+    pub limit: usize,
+}
+
+impl IdPrefixScan<'_> {
+    /// Whether the scan reads `row` (the limit aside).
+    pub fn selects(&self, row: &IndexedObject) -> bool {
+        row.id.starts_with(self.id_prefix) && self.key_prefix.is_none_or(|p| row.location.key.starts_with(p))
+    }
+}
+
 /// A nearest-neighbour query.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SearchRequest {
@@ -207,19 +232,6 @@ pub struct IndexSpec {
     pub text_model: Option<String>,
 }
 
-impl IndexSpec {
-    /// The spec of whatever the encoder writes and queries with.
-    pub fn of(encoder: &impl crate::clip::Encoder) -> Self {
-        let model = encoder.model_name().to_owned();
-        let text_model = Some(encoder.text_model_name().to_owned()).filter(|t| *t != model);
-        Self {
-            dimension: encoder.dimension(),
-            model,
-            text_model,
-        }
-    }
-}
-
 /// The operations ingest, search and the CLI need from the index.
 #[allow(async_fn_in_trait)]
 pub trait ImageIndex {
@@ -239,15 +251,10 @@ pub trait ImageIndex {
     /// The rows in a key range (without vectors), for reconcile. At most `limit` rows; a range
     /// holding more is an error rather than a silent cut.
     async fn objects_in(&self, range: &KeyRange, limit: usize) -> Result<Vec<IndexedObject>>;
-    /// The rows, with their vectors, whose content id starts with `id_prefix` (hex) and, when
-    /// given, whose key starts with `key_prefix`; `None` when more than `limit` match, so the
-    /// caller splits the id range (a scan of everything in bounded reads: duplicates).
-    async fn rows_with_id_prefix(
-        &self,
-        id_prefix: &str,
-        key_prefix: Option<&str>,
-        limit: usize,
-    ) -> Result<Option<Vec<IndexedObject>>>;
+    /// The rows, with their vectors, that `scan` selects; `None` when more than its `limit`
+    /// match, so the caller splits the id range (a scan of everything in bounded reads:
+    /// duplicates).
+    async fn rows_with_id_prefix(&self, scan: &IdPrefixScan<'_>) -> Result<Option<Vec<IndexedObject>>>;
     /// The `top_k` best distinct contents.
     async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>>;
     /// Number of rows (indexed objects).
@@ -267,281 +274,5 @@ pub trait ImageIndex {
     }
 }
 
-/// Accepts a sha256 hex id (either case) and returns it lowercase; anything else is a bad
-/// request, which also keeps ids trivially safe inside filter expressions.
-pub fn normalize_id(id: &str) -> Result<String> {
-    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(id.to_ascii_lowercase())
-    } else {
-        Err(Error::InvalidRequest(format!(
-            "image id must be 64 hex characters (a sha256), got {:?}",
-            truncate_for_message(id)
-        )))
-    }
-}
-
-/// Checks a vector against the spec: right dimension, finite, not all zero (cosine of a zero
-/// vector is undefined).
-pub fn validate_vector(vector: &[f32], spec: &IndexSpec) -> Result<()> {
-    if vector.len() != spec.dimension {
-        return Err(Error::InvalidRequest(format!(
-            "vector has dimension {}, the index holds {} ({})",
-            vector.len(),
-            spec.dimension,
-            spec.model
-        )));
-    }
-    if vector.iter().any(|v| !v.is_finite()) {
-        return Err(Error::InvalidRequest("vector contains NaN or infinity".into()));
-    }
-    if vector.iter().all(|v| *v == 0.0) {
-        return Err(Error::InvalidRequest("vector is all zeros".into()));
-    }
-    Ok(())
-}
-
-/// Cosine similarity of two vectors; 0 when either is all zeros.
-pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na * nb)
-    }
-}
-
-/// Checks a key prefix a caller gave (`name` is what the caller calls it): a possible key.
-pub fn validate_key_prefix(prefix: &str, name: &str) -> Result<()> {
-    if prefix.len() > MAX_KEY_BYTES || prefix.contains('\0') {
-        return Err(Error::InvalidRequest(format!(
-            "{name} must be at most {MAX_KEY_BYTES} bytes without NUL"
-        )));
-    }
-    Ok(())
-}
-
-/// Checks a search request's parameters (not the vector).
-pub fn validate_search(request: &SearchRequest) -> Result<()> {
-    if !(1..=MAX_RESULT_WINDOW).contains(&request.top_k) {
-        return Err(Error::InvalidRequest(format!(
-            "top_k must be in 1..={MAX_RESULT_WINDOW}, got {}",
-            request.top_k
-        )));
-    }
-    if let Some(min) = request.min_score {
-        if !min.is_finite() {
-            return Err(Error::InvalidRequest("min_score must be finite".into()));
-        }
-    }
-    if let Some(prefix) = &request.key_prefix {
-        validate_key_prefix(prefix, "key_prefix")?;
-    }
-    Ok(())
-}
-
-/// Checks a row before it is written.
-pub fn validate_object(object: &IndexedObject, spec: &IndexSpec) -> Result<IndexedObject> {
-    let mut object = object.clone();
-    object.id = normalize_id(&object.id)?;
-    object.location.validate()?;
-    validate_vector(&object.embedding, spec)?;
-    if object.model != spec.model {
-        return Err(Error::SchemaMismatch(format!(
-            "{} was embedded by {:?} but the index holds {:?}",
-            object.location, object.model, spec.model
-        )));
-    }
-    if object.content_type.len() > 255 || object.etag.len() > 255 {
-        return Err(Error::InvalidRequest(
-            "content type or ETag longer than 255 bytes".into(),
-        ));
-    }
-    if i64::try_from(object.byte_size).is_err() {
-        return Err(Error::InvalidRequest("byte size out of range".into()));
-    }
-    Ok(object)
-}
-
-/// Groups rows (all of one content or of several) into content records, in first-seen order
-/// of content; locations sorted. Rows without a vector give records without one.
-pub(crate) fn group_rows(rows: Vec<IndexedObject>) -> Vec<ImageRecord> {
-    let mut order: Vec<String> = Vec::new();
-    let mut by_id: std::collections::HashMap<String, ImageRecord> = std::collections::HashMap::new();
-    for row in rows {
-        match by_id.get_mut(&row.id) {
-            Some(record) => {
-                record.locations.push(row.location);
-                record.ingested_at_ms = record.ingested_at_ms.min(row.ingested_at_ms);
-                if record.embedding.is_empty() {
-                    record.embedding = row.embedding;
-                }
-            }
-            None => {
-                order.push(row.id.clone());
-                by_id.insert(
-                    row.id.clone(),
-                    ImageRecord {
-                        id: row.id,
-                        embedding: row.embedding,
-                        locations: vec![row.location],
-                        content_type: row.content_type,
-                        width: row.width,
-                        height: row.height,
-                        byte_size: row.byte_size,
-                        ingested_at_ms: row.ingested_at_ms,
-                        model: row.model,
-                        captured: row.captured,
-                    },
-                );
-            }
-        }
-    }
-    order
-        .into_iter()
-        .filter_map(|id| by_id.remove(&id))
-        .map(|mut r| {
-            r.locations.sort();
-            r.locations.dedup();
-            r
-        })
-        .collect()
-}
-
-/// Puts the locations whose key starts with `prefix` first (stable otherwise).
-pub(crate) fn matching_first(mut locations: Vec<Location>, prefix: Option<&str>) -> Vec<Location> {
-    if let Some(prefix) = prefix {
-        locations.sort_by_key(|l| !l.key.starts_with(prefix));
-    }
-    locations
-}
-
-fn truncate_for_message(s: &str) -> String {
-    s.chars().take(80).collect()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec() -> IndexSpec {
-        IndexSpec {
-            dimension: 3,
-            model: "m".into(),
-            text_model: None,
-        }
-    }
-
-    #[test]
-    fn ids_are_sha256_hex() {
-        let upper = "A".repeat(64);
-        assert_eq!(normalize_id(&upper).unwrap(), "a".repeat(64));
-        for bad in ["", "abc", &"g".repeat(64), &format!("{}\"", "a".repeat(63))] {
-            assert!(matches!(normalize_id(bad), Err(Error::InvalidRequest(_))));
-        }
-    }
-
-    #[test]
-    fn vectors_are_checked() {
-        assert!(validate_vector(&[1.0, 0.0, 0.0], &spec()).is_ok());
-        for bad in [vec![1.0, 0.0], vec![f32::NAN, 0.0, 0.0], vec![0.0; 3]] {
-            assert!(matches!(validate_vector(&bad, &spec()), Err(Error::InvalidRequest(_))));
-        }
-    }
-
-    #[test]
-    fn top_k_bounds() {
-        let mut request = SearchRequest {
-            vector: vec![1.0, 0.0, 0.0],
-            top_k: 1,
-            ..Default::default()
-        };
-        assert!(validate_search(&request).is_ok());
-        request.top_k = MAX_RESULT_WINDOW;
-        assert!(validate_search(&request).is_ok());
-        for bad in [0, MAX_RESULT_WINDOW + 1] {
-            request.top_k = bad;
-            assert!(matches!(validate_search(&request), Err(Error::InvalidRequest(_))));
-        }
-    }
-
-    fn row(id: &str, key: &str) -> IndexedObject {
-        IndexedObject {
-            location: Location::new("b", key),
-            id: id.into(),
-            embedding: vec![1.0, 0.0, 0.0],
-            content_type: "image/png".into(),
-            width: 1,
-            height: 1,
-            byte_size: 10,
-            etag: "\"e\"".into(),
-            modified_ms: 0,
-            ingested_at_ms: 7,
-            model: "m".into(),
-            captured: CaptureTime {
-                ms: 0,
-                source: crate::capture::CaptureSource::Modified,
-            },
-        }
-    }
-
-    #[test]
-    fn rows_are_normalised_and_checked() {
-        let checked = validate_object(&row(&"AB".repeat(32), "k"), &spec()).unwrap();
-        assert_eq!(checked.id, "ab".repeat(32));
-        let other_model = IndexedObject {
-            model: "other".into(),
-            ..row(&"ab".repeat(32), "k")
-        };
-        assert!(matches!(
-            validate_object(&other_model, &spec()),
-            Err(Error::SchemaMismatch(_))
-        ));
-        assert!(validate_object(&row("nothex", "k"), &spec()).is_err());
-        assert!(validate_object(&row(&"ab".repeat(32), ""), &spec()).is_err());
-    }
-
-    #[test]
-    fn rows_group_by_content() {
-        let (a, b) = ("a".repeat(64), "b".repeat(64));
-        let mut late = row(&a, "z");
-        late.ingested_at_ms = 3;
-        let records = group_rows(vec![row(&b, "y"), late, row(&a, "x"), row(&a, "x")]);
-        assert_eq!(records.len(), 2);
-        assert_eq!(records[0].id, b);
-        assert_eq!(
-            records[1].locations,
-            vec![Location::new("b", "x"), Location::new("b", "z")]
-        );
-        assert_eq!(records[1].ingested_at_ms, 3);
-    }
-
-    #[test]
-    fn key_ranges_are_half_open_on_the_left() {
-        let range = KeyRange {
-            bucket: "b".into(),
-            prefix: "p/".into(),
-            after: Some("p/b".into()),
-            through: Some("p/d".into()),
-        };
-        for (key, inside) in [
-            ("p/b", false),
-            ("p/c", true),
-            ("p/d", true),
-            ("p/e", false),
-            ("q/c", false),
-        ] {
-            assert_eq!(range.contains(&Location::new("b", key)), inside, "{key}");
-        }
-        assert!(!range.contains(&Location::new("other", "p/c")));
-    }
-
-    #[test]
-    fn matching_locations_come_first() {
-        let locations = vec![Location::new("b", "x/1"), Location::new("b", "y/2")];
-        let sorted = matching_first(locations.clone(), Some("y/"));
-        assert_eq!(sorted[0].key, "y/2");
-        assert_eq!(matching_first(locations.clone(), None), locations);
-    }
-}
+mod tests;
