@@ -6,7 +6,9 @@
 //!
 //! Everything a caller can get wrong is checked here, once, and reported as a bad-input
 //! [`Error`]; the Lambda and the CLI only translate their transport into [`QueryParts`] and
-//! [`SearchOptions`]. The encoder is CPU-bound, so it runs on tokio's blocking pool.
+//! [`SearchOptions`] (HTTP's JSON bodies, base64 images, forms and query strings are parsed in
+//! the search function, `functions/search/src/{body,request}.rs`). The encoder is CPU-bound, so
+//! it runs on tokio's blocking pool.
 
 mod batch;
 mod duplicates;

@@ -71,19 +71,21 @@ pub struct ImageInfo {
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
     /// Every location holding these bytes.
     pub locations: Vec<LocationInfo>,
     pub content_type: String,
     pub width: u32,
     pub height: u32,
     pub byte_size: u64,
-    /// Milliseconds since the Unix epoch of the first ingest.
-    pub ingested_at_ms: i64,
-    pub model: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thumbnail_url: Option<String>,
+    /// When the photo was taken (RFC 3339, UTC), and from what (as in a search result).
     pub captured_at: String,
     pub captured_from: String,
+    /// The model whose vector is stored, and when the content was first ingested (ms since
+    /// the Unix epoch).
+    pub model: String,
+    pub ingested_at_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
