@@ -53,10 +53,12 @@ pub struct SearchConfig {
 
 impl SearchConfig {
     pub fn from_env() -> anyhow::Result<Self> {
+        let objects = ObjectSettings::from_env()?;
+        let clip = ClipSettings::from_env()?;
         Ok(Self {
-            search: SearchSettings::from_env()?,
-            objects: ObjectSettings::from_env()?,
-            clip: ClipSettings::from_env()?,
+            search: SearchSettings::from_env_with(&objects, &clip)?,
+            objects,
+            clip,
             milvus: MilvusSettings::from_env()?,
             max_body_bytes: clipsearch::config::max_request_bytes(DEFAULT_MAX_BODY_BYTES)?,
             fallback_timeout: clipsearch::config::invocation_timeout()?,

@@ -4,8 +4,6 @@
 
 mod milvus;
 mod readers;
-#[cfg(test)]
-mod tests;
 
 use std::path::PathBuf;
 
@@ -16,7 +14,7 @@ pub use readers::{ingest_concurrency, invocation_timeout, lambda_port, max_reque
 
 /// Every environment variable the product reads: this module's readers and the CLI's flags
 /// with an environment fallback (`clap`'s `env`). The README's configuration table documents
-/// exactly these, besides [`READ_BY_DEPENDENCIES`]; `config::tests` holds the two to each
+/// exactly these, besides [`READ_BY_DEPENDENCIES`]; `tests/architecture.rs` holds the two to each
 /// other and to the sources.
 pub const VARIABLES: &[&str] = &[
     "CLIPSEARCH_MODEL_DIR",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{env_opt, env_or, env_parse, ClipSettings};
 use crate::model_source::ModelSources;
-use crate::objects::{ObjectSettings, DEFAULT_STATUS_PREFIX};
+use crate::objects::{ObjectSettings, DEFAULT_PRESIGN_EXPIRY, DEFAULT_STATUS_PREFIX, DEFAULT_UPLOAD_PREFIX};
 use crate::search::{SearchSettings, DEFAULT_MAX_QUERY_IMAGE_BYTES};
 use crate::{Error, Result};
 
@@ -17,8 +17,11 @@ impl ObjectSettings {
             path_style: env_parse("CLIPSEARCH_S3_PATH_STYLE", endpoint.is_some())?,
             endpoint,
             bucket: env_opt("CLIPSEARCH_BUCKET"),
-            upload_prefix: env_opt("CLIPSEARCH_UPLOAD_PREFIX").unwrap_or_else(|| "uploads/".into()),
-            presign_expiry: Duration::from_secs(env_parse("CLIPSEARCH_PRESIGN_EXPIRY_SECS", 900u64)?),
+            upload_prefix: env_opt("CLIPSEARCH_UPLOAD_PREFIX").unwrap_or_else(|| DEFAULT_UPLOAD_PREFIX.into()),
+            presign_expiry: Duration::from_secs(env_parse(
+                "CLIPSEARCH_PRESIGN_EXPIRY_SECS",
+                DEFAULT_PRESIGN_EXPIRY.as_secs(),
+            )?),
             status_prefix: env_or("CLIPSEARCH_STATUS_PREFIX", DEFAULT_STATUS_PREFIX),
             thumbnail_prefix: env_or(
                 "CLIPSEARCH_THUMBNAIL_PREFIX",
@@ -30,15 +33,20 @@ impl ObjectSettings {
 
 impl SearchSettings {
     pub fn from_env() -> Result<Self> {
-        let objects = ObjectSettings::from_env()?;
+        Self::from_env_with(&ObjectSettings::from_env()?, &ClipSettings::from_env()?)
+    }
+
+    /// The search settings of the environment, with the S3 and encoder settings a caller has
+    /// already read (the search function reads those for its own wiring too).
+    pub fn from_env_with(objects: &ObjectSettings, clip: &ClipSettings) -> Result<Self> {
         let settings = Self {
             enable_text: env_parse("CLIPSEARCH_ENABLE_TEXT", true)?,
             enable_image: env_parse("CLIPSEARCH_ENABLE_IMAGE", true)?,
             max_query_image_bytes: env_parse("CLIPSEARCH_MAX_QUERY_IMAGE_BYTES", DEFAULT_MAX_QUERY_IMAGE_BYTES)?,
-            bucket: objects.bucket,
-            upload_prefix: objects.upload_prefix,
+            bucket: objects.bucket.clone(),
+            upload_prefix: objects.upload_prefix.clone(),
             presign_expiry: objects.presign_expiry,
-            max_upload_bytes: ClipSettings::from_env()?.max_image_bytes,
+            max_upload_bytes: clip.max_image_bytes,
         };
         if !settings.enable_text && !settings.enable_image {
             return Err(Error::Config(

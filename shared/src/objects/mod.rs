@@ -82,6 +82,10 @@ pub trait Presigner {
 
 /// Where ingest status records go unless `CLIPSEARCH_STATUS_PREFIX` says otherwise.
 pub const DEFAULT_STATUS_PREFIX: &str = ".clipsearch/status/";
+/// Where presigned uploads land unless `CLIPSEARCH_UPLOAD_PREFIX` says otherwise.
+pub const DEFAULT_UPLOAD_PREFIX: &str = "uploads/";
+/// Lifetime of the URLs handed out unless `CLIPSEARCH_PRESIGN_EXPIRY_SECS` says otherwise.
+pub const DEFAULT_PRESIGN_EXPIRY: std::time::Duration = std::time::Duration::from_secs(900);
 
 /// Settings for S3 access.
 #[derive(Debug, Clone)]

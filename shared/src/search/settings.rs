@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::clip::Towers;
+use crate::objects::{DEFAULT_PRESIGN_EXPIRY, DEFAULT_UPLOAD_PREFIX};
 use crate::{Error, Result};
 
 use super::DEFAULT_MAX_QUERY_IMAGE_BYTES;
@@ -35,8 +36,8 @@ impl Default for SearchSettings {
             enable_image: true,
             max_query_image_bytes: DEFAULT_MAX_QUERY_IMAGE_BYTES,
             bucket: None,
-            upload_prefix: "uploads/".into(),
-            presign_expiry: Duration::from_secs(900),
+            upload_prefix: DEFAULT_UPLOAD_PREFIX.into(),
+            presign_expiry: DEFAULT_PRESIGN_EXPIRY,
             max_upload_bytes: crate::config::DEFAULT_MAX_IMAGE_BYTES,
         }
     }
